@@ -1,0 +1,1 @@
+"""The ``cadence`` command line: thin layers over the public API."""

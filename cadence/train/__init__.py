@@ -1,0 +1,1 @@
+"""The Trainer, its state and its callbacks."""

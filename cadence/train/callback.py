@@ -1,0 +1,61 @@
+"""The Callback base class: a handful of typed hooks, each a no-op by default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cadence.train.state import TrainState
+
+__all__ = ["HOOKS", "Callback"]
+
+#: Hook names in the order they first fire. ``*_end`` hooks run over callbacks in reverse order.
+HOOKS = (
+    "on_fit_start",
+    "on_epoch_start",
+    "on_batch_start",
+    "on_after_backward",
+    "on_step_end",
+    "on_eval_end",
+    "on_epoch_end",
+    "on_fit_end",
+)
+
+
+class Callback:
+    """Subclass and override the hooks you need. Talk to the loop only through ``state``.
+
+    A callback that keeps state across steps returns it from :meth:`state_dict` (tensors, numbers, strings,
+    lists and dicts only, so that checkpoints load with ``weights_only=True``) and restores it in
+    :meth:`load_state_dict`. Anything derivable from ``state.step`` should be derived, not stored.
+    """
+
+    def on_fit_start(self, state: TrainState) -> None:
+        """Once, before the first step (also after a resume, with counters already restored)."""
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        """At the start of each epoch (also the partial epoch a resume continues)."""
+
+    def on_batch_start(self, state: TrainState) -> None:
+        """Before each micro-batch's forward pass; may replace ``state.batch``."""
+
+    def on_after_backward(self, state: TrainState) -> None:
+        """After each micro-batch's backward pass (gradients are still scaled under fp16)."""
+
+    def on_step_end(self, state: TrainState) -> None:
+        """After each optimizer update; ``state.step`` already counts it."""
+
+    def on_eval_end(self, state: TrainState) -> None:
+        """After each evaluation; ``state.metrics`` holds the results."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        """At the end of each epoch, after the epoch's evaluation."""
+
+    def on_fit_end(self, state: TrainState) -> None:
+        """Once, after the last step (also when stopped early or by divergence)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """State to checkpoint; empty for stateless callbacks."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""

@@ -1,0 +1,70 @@
+"""TrainState: the single source of truth about a training run in progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["TrainState"]
+
+
+@dataclass
+class TrainState:
+    """Everything the loop knows. Callbacks read and write these fields and nothing else.
+
+    Counters follow one vocabulary: ``step`` is the 0-based index of the optimizer update about to happen
+    (after ``on_step_end`` it has been incremented), ``epoch`` the 0-based epoch in progress and
+    ``batch_index`` the index of the next micro-batch within that epoch.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    total_steps: int
+    steps_per_epoch: int
+    step: int = 0
+    epoch: int = 0
+    batch_index: int = 0
+    accumulation_steps: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    run_dir: Path | None = None
+    seed: int = 0
+    num_classes: int | None = None
+    #: The current micro-batch ``(inputs, targets)``; ``on_batch_start`` may replace it (mixup does).
+    batch: tuple[Any, Any] | None = None
+    #: Model outputs and loss of the current micro-batch (the loss is the unscaled, un-averaged one).
+    outputs: Any = None
+    loss: torch.Tensor | None = None
+    #: Hyperparameter values applied for the current step, e.g. ``{"lr": 0.1, "momentum": 0.9}``.
+    hyperparams: dict[str, float] = field(default_factory=dict)
+    #: Mean training loss of the last completed optimizer step.
+    last_loss: float = float("nan")
+    #: Metrics of the latest evaluation, e.g. ``{"val_loss": 0.3, "val_accuracy": 0.91}``.
+    metrics: dict[str, float] = field(default_factory=dict)
+    #: Number of optimizer updates skipped by the fp16 loss scaler.
+    skipped_steps: int = 0
+    #: Set by a callback to end training after the current step; ``stop_reason`` says why.
+    should_stop: bool = False
+    stop_reason: str = ""
+    rank: int = 0
+    world_size: int = 1
+    #: Evaluate any model on any data with the run's metrics: ``evaluate(model, data) -> dict``.
+    evaluate: Callable[..., dict[str, float]] | None = None
+    #: Data the loop evaluates on (may be None).
+    eval_data: Any = None
+    train_data: Any = None
+    wall_time: float = 0.0
+
+    @property
+    def is_main_process(self) -> bool:
+        """True on the process that writes files (rank 0)."""
+        return self.rank == 0
+
+    @property
+    def progress(self) -> float:
+        """Fraction of training done, ``step / total_steps`` in [0, 1]."""
+        return min(1.0, self.step / max(1, self.total_steps))
