@@ -7,13 +7,13 @@ checkpoint: the values for a step are a pure function of that step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
+from typing import TypeAlias
 
 import torch
 
 __all__ = ["ScheduleOrValue", "resolve", "set_hyperparams"]
 
-ScheduleOrValue = Union[Callable[[int], float], float, int]
+ScheduleOrValue: TypeAlias = Callable[[int], float] | float | int
 
 
 def resolve(value: ScheduleOrValue, step: int) -> float:
