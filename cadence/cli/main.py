@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     if command is not None and command not in SUBCOMMANDS:
-        print(f"cadence: unknown command {command!r}; choose one of: {', '.join(SUBCOMMANDS)}", file=sys.stderr)
+        choices = ", ".join(SUBCOMMANDS)
+        print(f"cadence: unknown command {command!r}; choose one of: {choices}", file=sys.stderr)
         return 2
     parser = build_parser(load_subcommands=command)
     args = parser.parse_args(argv)
