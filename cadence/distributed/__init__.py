@@ -1,0 +1,62 @@
+"""Data-parallel training on ``torch.distributed``: environment, DDP wrapping, reductions, launch, LR scaling.
+
+Everything works unchanged in a single process (rank 0 of 1), so one loop serves both::
+
+    from cadence import distributed
+
+    distributed.init_from_env()                 # reads RANK/WORLD_SIZE/... set by torchrun; no-op otherwise
+    device = distributed.default_device()       # cuda:LOCAL_RANK or cpu
+    model = distributed.wrap_model(model, device)
+    loader = TensorLoader(x, y, batch_size, rank=distributed.get_rank(),
+                          world_size=distributed.get_world_size())
+    ...
+    metrics = distributed.all_reduce_mean({"loss": local_mean_loss})
+    if distributed.is_main_process():
+        write(metrics)
+
+See docs/distributed.md for launching on one or several machines and for how the learning rate is scaled.
+"""
+
+from cadence.distributed.ddp import (
+    all_reduce_mean,
+    all_reduce_sum_tensor,
+    broadcast_object,
+    unwrap_model,
+    wrap_model,
+)
+from cadence.distributed.environment import (
+    barrier,
+    check_world_size,
+    default_device,
+    get_local_rank,
+    get_rank,
+    get_world_size,
+    init_from_env,
+    is_distributed,
+    is_main_process,
+    launched_by_torchrun,
+    main_process_first,
+)
+from cadence.distributed.launch import find_free_port, launch_local, strip_nproc
+
+__all__ = [
+    "all_reduce_mean",
+    "all_reduce_sum_tensor",
+    "barrier",
+    "broadcast_object",
+    "check_world_size",
+    "default_device",
+    "find_free_port",
+    "get_local_rank",
+    "get_rank",
+    "get_world_size",
+    "init_from_env",
+    "is_distributed",
+    "is_main_process",
+    "launch_local",
+    "launched_by_torchrun",
+    "main_process_first",
+    "strip_nproc",
+    "unwrap_model",
+    "wrap_model",
+]

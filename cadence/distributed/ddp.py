@@ -1,0 +1,148 @@
+"""Data parallelism: wrapping a model in DistributedDataParallel and reducing values over processes.
+
+All functions are no-ops (or identity) in a single process, so the same loop runs with and without
+``torchrun``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from cadence.distributed.environment import is_distributed
+
+__all__ = ["all_reduce_mean", "all_reduce_sum_tensor", "broadcast_object", "unwrap_model", "wrap_model"]
+
+
+def _communication_device() -> torch.device:
+    # NCCL reduces only CUDA tensors; gloo takes CPU tensors.
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def wrap_model(
+    model: nn.Module,
+    device: torch.device | str | None = None,
+    *,
+    find_unused_parameters: bool = False,
+    static_graph: bool = False,
+    sync_batchnorm: bool = False,
+    broadcast_buffers: bool = True,
+) -> nn.Module:
+    """Return ``model`` wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` when world size > 1.
+
+    In a single process the model is returned unchanged (moved to ``device`` if given). Under DDP, rank 0's
+    parameters and buffers are broadcast at construction, so every rank starts from identical weights, and
+    gradients are averaged over ranks during ``backward()``: one optimizer step then equals a step on the
+    global batch (per-device batch × world size) when the loss is a mean over the batch.
+
+    Frozen parameters: parameters with ``requires_grad=False`` *when the model is wrapped* are left out of
+    the gradient reduction, which is what fine-tuning with a frozen backbone needs. Parameters frozen *after*
+    wrapping (FreezeOut, gradual unfreezing) stop producing gradients that DDP still waits for, and the next
+    backward fails with "Expected to have finished reduction in the prior iteration". Pass
+    ``find_unused_parameters=True`` for such runs: DDP then walks the autograd graph after each forward and
+    treats the frozen parameters as unused (their gradients are not updated; the optimizer skips parameters
+    whose ``grad`` is ``None``). It costs one graph traversal per step. ``static_graph=True`` is *not*
+    suitable for freezing mid-run, since it assumes the set of used parameters never changes.
+
+    ``broadcast_buffers`` (default True) copies rank 0's buffers (BatchNorm running statistics) to the other
+    ranks at every forward. ``sync_batchnorm=True`` converts BatchNorm layers to
+    :class:`~torch.nn.SyncBatchNorm`, so batch statistics are computed over the global batch instead of per
+    rank.
+    """
+    if device is not None:
+        model = model.to(device)
+    if not is_distributed():
+        return model
+    if isinstance(model, DistributedDataParallel):
+        return model
+    if sync_batchnorm:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device_ids = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if (device.type == "cuda")
+        else None
+    )
+    options: dict[str, Any] = {}
+    if not broadcast_buffers:  # the default (True) is left implicit: newer torch deprecates the argument
+        options["broadcast_buffers"] = False
+    return DistributedDataParallel(
+        model,
+        device_ids=device_ids,
+        find_unused_parameters=find_unused_parameters,
+        static_graph=static_graph,
+        **options,
+    )
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """Return the module inside a DDP wrapper (and inside ``torch.compile``), or ``model`` itself.
+
+    Use it to save and load state dicts, so checkpoints have the same keys with and without DDP.
+    """
+    while True:
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        else:
+            return model
+
+
+def all_reduce_sum_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over all processes in place and return it (unchanged in a single process)."""
+    if not is_distributed():
+        return tensor
+    if tensor.device == _communication_device():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+    buffer = tensor.detach().to(_communication_device())
+    dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+    tensor.copy_(buffer.to(tensor.device))
+    return tensor
+
+
+def all_reduce_mean(values: Mapping[str, float], *, weight: float = 1.0) -> dict[str, float]:
+    """Average scalar metrics over processes: each rank passes its local values, all get the global mean.
+
+    With ``weight`` (e.g. the number of samples a rank evaluated) the result is the weighted mean
+    ``sum_r weight_r · value_r / sum_r weight_r``, which equals the mean over all samples when shards have
+    unequal sizes. Every rank must pass the same keys. In a single process a copy of ``values`` is returned.
+
+    Example::
+
+        local = {"loss": loss_sum / count, "accuracy": correct / count}
+        global_ = all_reduce_mean(local, weight=count)
+    """
+    if not is_distributed():
+        return {key: float(value) for key, value in values.items()}
+    keys = sorted(values)
+    packed = torch.tensor(
+        [float(values[key]) * weight for key in keys] + [float(weight)],
+        dtype=torch.float64,
+        device=_communication_device(),
+    )
+    dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+    total_weight = packed[-1].item()
+    if total_weight == 0:
+        raise ValueError("all_reduce_mean: the weights of all ranks sum to 0; pass weight > 0 on some rank")
+    return {key: packed[index].item() / total_weight for index, key in enumerate(keys)}
+
+
+def broadcast_object(value: Any, source: int = 0) -> Any:
+    """Return rank ``source``'s ``value`` on every process (any picklable object; identity when single).
+
+    The LR finder uses this so that every rank applies the same learning rate.
+    """
+    if not is_distributed():
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=source)
+    return holder[0]
