@@ -212,8 +212,8 @@ def check_soft_target_loss(loss_fn: object, *, purpose: str = "soft targets") ->
     """Raise :class:`ConfigError` unless ``loss_fn`` accepts soft targets (class probabilities).
 
     Accepted: :func:`soft_cross_entropy`, ``torch.nn.functional.cross_entropy`` and ``nn.CrossEntropyLoss``
-    (which takes probabilities since torch 1.10), and any other callable (custom losses are trusted; the
-    check is a dry run with a tiny batch of probabilities when possible). Rejected with a message naming the
+    (which takes probabilities since torch 1.10), and any other callable (custom losses are trusted).
+    Rejected with a message naming the
     loss: ``nn.NLLLoss``, ``nn.BCELoss``, ``nn.BCEWithLogitsLoss``, ``nn.MSELoss`` and the other regression or
     multi-label losses, and ``nn.CrossEntropyLoss`` with ``ignore_index`` set (probabilities cannot carry an
     ignored class). ``purpose`` names what needs soft targets ("mixup", "label smoothing") in the message.
