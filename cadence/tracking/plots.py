@@ -1,0 +1,268 @@
+"""Plots of a comparison: schedules overlaid, curves with a band over seeds, LR-finder curves.
+
+matplotlib is an optional dependency (``pip install 'cadence[plot]'``), imported lazily with the Agg backend,
+so nothing here opens a window. Each function returns PNG bytes; :func:`comparison_plots` returns all plots
+of a set of runs as ``{file name: PNG bytes}`` for the report to embed.
+
+Curves of the runs of one configuration are put on a common grid (by linear interpolation) and drawn as the
+mean over seeds with a shaded min–max band, so one lucky seed cannot pass for the typical result.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from cadence.errors import require
+from cadence.tracking.compare import RunRecord
+from cadence.tracking.stats import higher_is_better
+
+__all__ = [
+    "band_over_seeds",
+    "comparison_plots",
+    "plot_curves",
+    "plot_lr_finder",
+    "plot_schedules",
+]
+
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def _pyplot():
+    matplotlib = require("matplotlib", "plot", "plots")
+    matplotlib.use("Agg", force=True)
+    return require("matplotlib.pyplot", "plot", "plots")
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    _pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def _groups(runs: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
+    groups: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        groups.setdefault(run.name, []).append(run)
+    return groups
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average (edges use the available points) to make noisy training losses readable."""
+    if window <= 1 or values.size < window:
+        return values
+    kernel = np.ones(window)
+    sums = np.convolve(values, kernel, mode="same")
+    counts = np.convolve(np.ones_like(values), kernel, mode="same")
+    return sums / counts
+
+
+def band_over_seeds(
+    curves: Sequence[tuple[np.ndarray, np.ndarray]], points: int = 200
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Put curves ``(x, y)`` on a common grid and return ``(grid, mean, low, high)`` (low/high = min/max).
+
+    The grid spans the x-range all curves cover (from the largest first x to the smallest last x), so the
+    band never extrapolates. ``None`` when there is no overlap.
+    """
+    usable = [(np.asarray(x, float), np.asarray(y, float)) for x, y in curves if len(x) > 0]
+    if not usable:
+        return None
+    start = max(float(x[0]) for x, _ in usable)
+    stop = min(float(x[-1]) for x, _ in usable)
+    if stop < start:
+        return None
+    if len(usable) == 1:
+        x, y = usable[0]
+        return x, y, y, y
+    grid = np.linspace(start, stop, points) if stop > start else np.array([start])
+    stacked = np.stack([np.interp(grid, x, y) for x, y in usable])
+    return grid, stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
+
+
+def _series(run: RunRecord, source: str, key: str, axis: str) -> tuple[np.ndarray, np.ndarray]:
+    records = run.train if source == "train" else run.evals
+    pairs = [
+        (record.get(axis), record.get(key))
+        for record in records
+        if isinstance(record.get(key), (int, float)) and isinstance(record.get(axis), (int, float))
+    ]
+    pairs = [(x, y) for x, y in pairs if np.isfinite(y)]
+    if not pairs:
+        return np.array([]), np.array([])
+    x, y = np.array(pairs, dtype=float).T
+    order = np.argsort(x, kind="stable")
+    return x[order], y[order]
+
+
+def plot_curves(
+    runs: Sequence[RunRecord], *, source: str, key: str, axis: str = "step", title: str | None = None
+) -> bytes | None:
+    """Mean curve and min–max band per configuration of ``key`` against ``axis`` ("step" or "time").
+
+    ``source`` is "train" (the logged training loss, smoothed) or "eval". ``None`` when no run has the key.
+    """
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(6.4, 3.8))
+    drawn = False
+    for index, (name, members) in enumerate(_groups(runs).items()):
+        curves = [_series(run, source, key, axis) for run in members]
+        curves = [(x, y) for x, y in curves if x.size]
+        if source == "train":
+            curves = [(x, _smooth(y, max(1, x.size // 50))) for x, y in curves]
+        band = band_over_seeds(curves)
+        if band is None:
+            continue
+        grid, mean, low, high = band
+        color = _COLORS[index % len(_COLORS)]
+        label = f"{name} ({len(curves)} seed{'s' if len(curves) != 1 else ''})"
+        ax.plot(
+            grid,
+            mean,
+            color=color,
+            label=label,
+            linewidth=1.5,
+            marker="o" if grid.size < 30 else None,
+            markersize=3,
+        )
+        if len(curves) > 1:
+            ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+        drawn = True
+    if not drawn:
+        plt.close(figure)
+        return None
+    ax.set_xlabel("optimizer step" if axis == "step" else "wall time (s)")
+    ax.set_ylabel(key)
+    if key == "loss" or (source == "train" and not higher_is_better(key)):
+        ax.set_yscale("log")
+    ax.set_title(title or f"{key} vs {'steps' if axis == 'step' else 'wall time'} (mean, min–max band)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(figure)
+
+
+def plot_schedules(runs: Sequence[RunRecord]) -> bytes | None:
+    """LR (top) and momentum (bottom, when logged) against step, one line per configuration (first seed)."""
+    plt = _pyplot()
+    groups = _groups(runs)
+    has_momentum = any(
+        "momentum" in record for members in groups.values() for run in members for record in run.train[:5]
+    )
+    figure, axes = plt.subplots(
+        2 if has_momentum else 1, 1, figsize=(6.4, 5.2 if has_momentum else 3.2), sharex=True, squeeze=False
+    )
+    drawn = False
+    for index, (name, members) in enumerate(groups.items()):
+        run = next((run for run in members if run.train), None)
+        if run is None:
+            continue
+        color = _COLORS[index % len(_COLORS)]
+        for row, key in enumerate(["lr", "momentum"] if has_momentum else ["lr"]):
+            x, y = _series(run, "train", key, "step")
+            if x.size:
+                axes[row][0].plot(x, y, color=color, label=name, linewidth=1.5)
+                drawn = True
+    if not drawn:
+        plt.close(figure)
+        return None
+    axes[0][0].set_ylabel("learning rate")
+    axes[0][0].set_title("schedules")
+    axes[0][0].legend(fontsize=8)
+    if has_momentum:
+        axes[1][0].set_ylabel("momentum / β₁")
+    axes[-1][0].set_xlabel("optimizer step")
+    for row in axes:
+        row[0].grid(alpha=0.3)
+    return _png(figure)
+
+
+def _finder_arrays(data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    lrs = data.get("lrs", data.get("lr"))
+    losses = data.get("smoothed_losses", data.get("losses", data.get("loss")))
+    if not isinstance(lrs, list) or not isinstance(losses, list):
+        return np.array([]), np.array([])
+    length = min(len(lrs), len(losses))
+    lrs_array = np.array([value if value is not None else np.nan for value in lrs[:length]], dtype=float)
+    loss_array = np.array([value if value is not None else np.nan for value in losses[:length]], dtype=float)
+    keep = np.isfinite(lrs_array) & np.isfinite(loss_array)
+    return lrs_array[keep], loss_array[keep]
+
+
+def _suggested_lr(data: dict[str, Any]) -> float | None:
+    for key in ("suggested_lr", "lr", "max_lr", "chosen_lr"):
+        value = data.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    suggestions = data.get("suggestions")
+    if isinstance(suggestions, dict):
+        for value in suggestions.values():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+    return None
+
+
+def plot_lr_finder(runs: Sequence[RunRecord]) -> bytes | None:
+    """LR-finder curves (loss against LR, log scale) of the runs that resolved an "auto" LR."""
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(6.4, 3.8))
+    drawn = False
+    colors = {name: _COLORS[index % len(_COLORS)] for index, name in enumerate(_groups(runs))}
+    for run in runs:
+        if not run.lr_finder:
+            continue
+        lrs, losses = _finder_arrays(run.lr_finder)
+        if lrs.size < 2:
+            continue
+        ax.plot(
+            lrs, losses, color=colors[run.name], alpha=0.8, linewidth=1.2, label=f"{run.name} seed {run.seed}"
+        )
+        chosen = _suggested_lr(run.lr_finder)
+        if chosen:
+            ax.axvline(chosen, color=colors[run.name], linestyle="--", linewidth=0.8)
+        drawn = True
+    if not drawn:
+        plt.close(figure)
+        return None
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss (smoothed)")
+    ax.set_title("LR range test (dashed: LR used)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _png(figure)
+
+
+def comparison_plots(runs: Sequence[RunRecord], metric: str | None = "val_accuracy") -> dict[str, bytes]:
+    """All plots for a set of runs as ``{file name: PNG bytes}`` (plots without data are left out).
+
+    Failed runs are drawn too (their curves show where they went wrong) only when no usable run of the
+    configuration exists; otherwise only usable runs are used.
+    """
+    usable_names = {run.name for run in runs if run.usable}
+    selected = [run for run in runs if run.usable or run.name not in usable_names]
+    plots: dict[str, bytes | None] = {
+        "schedules.png": plot_schedules(selected),
+        "loss_vs_step.png": plot_curves(
+            selected,
+            source="train",
+            key="loss",
+            axis="step",
+            title="training loss vs steps (smoothed; mean, min–max band)",
+        ),
+        "loss_vs_time.png": plot_curves(
+            selected,
+            source="train",
+            key="loss",
+            axis="time",
+            title="training loss vs wall time (smoothed; mean, min–max band)",
+        ),
+    }
+    if metric:
+        plots[f"{metric}_vs_step.png"] = plot_curves(selected, source="eval", key=metric, axis="step")
+        plots[f"{metric}_vs_time.png"] = plot_curves(selected, source="eval", key=metric, axis="time")
+    plots["lr_finder.png"] = plot_lr_finder(selected)
+    return {name: data for name, data in plots.items() if data is not None}
