@@ -1,0 +1,438 @@
+"""The LR range test itself: ``find_lr``.
+
+Leslie N. Smith, "Cyclical Learning Rates for Training Neural Networks" (WACV 2017), section 3.3, and
+"A disciplined approach to neural network hyper-parameters: Part 1" (2018) for the weight-decay sweep.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cadence.errors import ConfigError
+from cadence.hyperparams import set_hyperparams
+from cadence.lr_finder.result import LRCurve, LRFinderResult, assess_trust
+from cadence.lr_finder.state import TrainingSnapshot
+from cadence.lr_finder.suggestions import METHODS, suggest
+
+__all__ = ["find_lr", "planned_lrs"]
+
+MODES = ("exp", "linear")
+PRECISIONS = (None, "fp32", "bf16", "fp16")
+
+
+def planned_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "exp") -> np.ndarray:
+    """The learning rates of a sweep: ``start_lr · (end_lr / start_lr)^(i / (num_steps - 1))`` for
+    ``mode="exp"``, evenly spaced for ``mode="linear"``; ``i = 0 .. num_steps - 1``, one per optimizer update.
+
+    >>> planned_lrs(1e-3, 1e-1, 3).tolist()
+    [0.001, 0.01, 0.1]
+    """
+    if mode == "exp":
+        return np.geomspace(start_lr, end_lr, num_steps)
+    return np.linspace(start_lr, end_lr, num_steps)
+
+
+def _validate(
+    start_lr,
+    end_lr,
+    num_steps,
+    mode,
+    smoothing,
+    diverge_factor,
+    accumulation_steps,
+    precision,
+    repeats,
+    weight_decays,
+    method,
+) -> None:
+    if not (isinstance(start_lr, (int, float)) and start_lr > 0):
+        raise ConfigError(f"start_lr must be a number > 0, got {start_lr=}")
+    if not (isinstance(end_lr, (int, float)) and end_lr > start_lr):
+        raise ConfigError(f"end_lr must be a number > start_lr ({start_lr}), got {end_lr=}")
+    if not (isinstance(num_steps, int) and num_steps >= 2):
+        raise ConfigError(f"num_steps must be an integer >= 2, got {num_steps=}")
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode=}")
+    if not (0.0 <= smoothing < 1.0):
+        raise ConfigError(f"smoothing must be in [0, 1), got {smoothing=}")
+    if not diverge_factor > 1.0:
+        raise ConfigError(f"diverge_factor must be > 1, got {diverge_factor=}")
+    if not (isinstance(accumulation_steps, int) and accumulation_steps >= 1):
+        raise ConfigError(f"accumulation_steps must be an integer >= 1, got {accumulation_steps=}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of fp32, bf16, fp16 (or None), got {precision=}")
+    if not (isinstance(repeats, int) and repeats >= 1):
+        raise ConfigError(f"repeats must be an integer >= 1, got {repeats=}")
+    if weight_decays is not None and (
+        len(weight_decays) == 0 or any(not isinstance(w, (int, float)) or w < 0 for w in weight_decays)
+    ):
+        raise ConfigError(f"weight_decays must be a non-empty list of numbers >= 0, got {weight_decays=}")
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method=}")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    return value
+
+
+def _batch_stream(data: Any, repeat: int, repeats: int, seed: int) -> Iterator[Any]:
+    """Cycle through ``data`` forever; repeat ``r`` of ``repeats`` sees its own data order.
+
+    A ``TensorLoader`` walks epochs ``r, r + repeats, r + 2·repeats, ...`` (its order is a function of the
+    epoch); a sampler with ``set_epoch`` is given those epochs; a list or tuple of batches is permuted with a
+    seeded generator for ``r > 0``; a ``DataLoader`` with ``shuffle=True`` draws its order from torch's global
+    generator, which the caller seeds per repeat.
+    """
+    batches_of_epoch = getattr(data, "batches", None)
+    sampler = getattr(data, "sampler", None)
+    items = data
+    if repeat > 0 and isinstance(data, Sequence) and not callable(batches_of_epoch):
+        order = np.random.default_rng(seed + repeat).permutation(len(data))
+        items = [data[int(i)] for i in order]
+    epoch = repeat
+    while True:
+        if callable(batches_of_epoch):
+            iterator = iter(batches_of_epoch(epoch))
+        else:
+            if callable(getattr(sampler, "set_epoch", None)):
+                sampler.set_epoch(epoch)
+            iterator = iter(items)
+        count = 0
+        for batch in iterator:
+            count += 1
+            yield batch
+        if count == 0:
+            raise ConfigError(
+                "train_data yielded no batches; pass a re-iterable (a TensorLoader, a DataLoader or a list "
+                "of (inputs, targets) batches), not a one-shot iterator"
+            )
+        epoch += repeats
+
+
+class _MixedPrecision:
+    """autocast + (for fp16) a fresh GradScaler, used only inside the sweep."""
+
+    def __init__(self, precision: str | None, device: torch.device) -> None:
+        self.device_type = device.type
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision or "fp32")
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype) if self.dtype is not None else nullcontext()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+        else:  # skips the update when the scaled gradients overflowed, then adapts the scale
+            self.scaler.step(optimizer)
+            self.scaler.update()
+
+
+def _distributed() -> tuple[bool, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return True, torch.distributed.get_world_size()
+    return False, 1
+
+
+def _mean_over_ranks(value: torch.Tensor, distributed: bool, world_size: int) -> float:
+    if distributed and world_size > 1:
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.SUM)
+        value = value / world_size
+    return float(value.item())
+
+
+def _validation_loss(model, loss_fn, val_data, amp, device, distributed) -> float:
+    flags = [module.training for module in model.modules()]
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = torch.zeros((), dtype=torch.float64, device=device)
+    batches = val_data.batches(0) if callable(getattr(val_data, "batches", None)) else val_data
+    with torch.no_grad():
+        for batch in batches:
+            inputs, targets = _to_device(batch[0], device), _to_device(batch[1], device)
+            with amp.autocast():
+                loss = loss_fn(model(inputs), targets)
+            size = len(targets) if hasattr(targets, "__len__") else 1
+            total += loss.detach().double() * size
+            count += size
+    for module, flag in zip(model.modules(), flags):
+        module.training = flag
+    if distributed:
+        torch.distributed.all_reduce(total)
+        torch.distributed.all_reduce(count)
+    if count.item() == 0:
+        raise ConfigError("val_data yielded no batches")
+    return float((total / count).item())
+
+
+def _sweep(
+    model,
+    optimizer,
+    loss_fn,
+    stream,
+    lrs,
+    *,
+    smoothing,
+    diverge_factor,
+    val_data,
+    accumulation_steps,
+    amp,
+    device,
+    bar,
+) -> tuple[list[float], list[float], list[float], str]:
+    """Run one sweep; returns (lrs tried, raw losses, smoothed losses, stop reason)."""
+    distributed, world_size = _distributed()
+    no_sync = getattr(model, "no_sync", None)
+    tried: list[float] = []
+    losses: list[float] = []
+    smoothed_losses: list[float] = []
+    average, best = 0.0, math.inf
+    stop_reason = "completed"
+    model.train()
+    for step, lr in enumerate(lrs):
+        set_hyperparams(optimizer, step, lr=float(lr))  # multiplies by each group's lr_scale
+        optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for micro in range(accumulation_steps):
+            batch = next(stream)
+            inputs, targets = _to_device(batch[0], device), _to_device(batch[1], device)
+            # DDP: only the last micro-batch of an update all-reduces gradients.
+            final = micro == accumulation_steps - 1
+            with nullcontext() if final or no_sync is None else no_sync():
+                with amp.autocast():
+                    loss = loss_fn(model(inputs), targets)
+                amp.backward(loss / accumulation_steps)
+            total += loss.detach().double()
+        amp.step(optimizer)
+        if val_data is not None:
+            value = _validation_loss(model, loss_fn, val_data, amp, device, distributed)
+        else:
+            # Averaged over ranks so every rank sees the same curve and stops at the same step.
+            value = _mean_over_ranks(total / accumulation_steps, distributed, world_size)
+        tried.append(float(lr))
+        losses.append(value)
+        if bar is not None:
+            bar.update(1)
+        if not math.isfinite(value):
+            smoothed_losses.append(float("nan"))
+            stop_reason = "non_finite"
+            break
+        average = smoothing * average + (1.0 - smoothing) * value
+        smoothed = average / (1.0 - smoothing ** (step + 1))  # bias correction, as in Adam
+        smoothed_losses.append(smoothed)
+        best = min(best, smoothed)
+        if step > 0 and best > 0 and smoothed > diverge_factor * best:
+            stop_reason = "diverged"
+            break
+    return tried, losses, smoothed_losses, stop_reason
+
+
+def _geometric_means(curves: list[LRCurve]) -> dict[str, float]:
+    result = {}
+    for name in METHODS:
+        values = [c.suggestions[name] for c in curves if name in c.suggestions]
+        if values:
+            result[name] = float(10 ** np.mean(np.log10(values)))
+    return result
+
+
+def _progress_bar(enabled: bool, total: int):
+    if not enabled:
+        return None
+    if (
+        torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_rank()
+    ):
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="find_lr", leave=False)
+
+
+# --------------------------------------------------------------------------------------------- find_lr
+def find_lr(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    train_data: Any,
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    mode: str = "exp",
+    smoothing: float = 0.98,
+    diverge_factor: float = 4.0,
+    val_data: Any = None,
+    accumulation_steps: int = 1,
+    precision: str | None = None,
+    repeats: int = 1,
+    weight_decays: Sequence[float] | None = None,
+    method: str = "valley",
+    weight_decay_tolerance: float = 0.02,
+    seed: int = 0,
+    progress: bool = True,
+    device: torch.device | str | None = None,
+) -> LRFinderResult:
+    """Run Smith's LR range test and suggest a learning rate; leave model, optimizer and RNG untouched.
+
+    The LR grows from ``start_lr`` to ``end_lr`` over ``num_steps`` optimizer updates (exponentially, or
+    linearly with ``mode="linear"``; see :func:`planned_lrs`), one value per update, so with
+    ``accumulation_steps=k`` each LR sees k micro-batches. The LR goes through
+    :func:`cadence.set_hyperparams`, so each param group gets ``lr · lr_scale`` and discriminative ratios
+    are swept together. After each update the loss (the mean over micro-batches and over ranks under
+    ``torch.distributed``, or the validation loss on all of ``val_data`` when given) is recorded raw and
+    smoothed with bias correction::
+
+        avg_i = β · avg_{i-1} + (1 - β) · loss_i,   smoothed_i = avg_i / (1 - β^(i+1)),   β = smoothing
+
+    The sweep stops early when ``smoothed_i > diverge_factor · min_j≤i smoothed_j`` or a loss is not finite.
+
+    Everything is put back exactly afterwards, also when the sweep raises or is interrupted: parameters,
+    buffers, gradients, train/eval flags, optimizer state (incl. the param groups' lr, momentum,
+    weight_decay) and the RNG states of Python, NumPy, torch and CUDA. Each sweep seeds those RNGs with
+    ``seed + repeat`` so results are reproducible.
+
+    ``repeats=k`` runs k sweeps with different data orders and reports their spread in ``result.trust``;
+    ``weight_decays=[...]`` runs a sweep per weight decay (each group gets ``wd · weight_decay_scale``) and
+    chooses, among the weight decays whose lowest smoothed loss is within ``weight_decay_tolerance``
+    (relative) of the best one, the one whose suggested LR is largest — Smith's "largest LR at the lowest
+    loss". ``precision`` is ``None``/"fp32", "bf16" or "fp16" (autocast; fp16 adds a loss scaler).
+
+    Example::
+
+        result = find_lr(model, optimizer, nn.functional.cross_entropy, loader, end_lr=1.0)
+        print(result.summary())
+        result.plot("lr_finder.png")
+        schedule = one_cycle(max_lr=result.suggestion, total_steps=1000)
+    """
+    _validate(
+        start_lr,
+        end_lr,
+        num_steps,
+        mode,
+        smoothing,
+        diverge_factor,
+        accumulation_steps,
+        precision,
+        repeats,
+        weight_decays,
+        method,
+    )
+    if device is None:
+        first = next(iter(model.parameters()), None)
+        device = first.device if first is not None else torch.device("cpu")
+    device = torch.device(device)
+    lrs = planned_lrs(float(start_lr), float(end_lr), num_steps, mode)
+    decays: list[float | None] = [None] if weight_decays is None else [float(w) for w in weight_decays]
+    curves: list[LRCurve] = []
+    snapshot = TrainingSnapshot(model, optimizer, getattr(train_data, "sampler", None))
+    bar = _progress_bar(progress, num_steps * repeats * len(decays))
+    try:
+        for decay in decays:
+            for repeat in range(repeats):
+                snapshot.restore()
+                random.seed(seed + repeat)
+                np.random.seed(seed + repeat)
+                torch.manual_seed(seed + repeat)
+                if decay is not None:
+                    try:
+                        set_hyperparams(optimizer, 0, weight_decay=decay)
+                    except ValueError as error:
+                        raise ConfigError(f"weight_decays: {error}") from error
+                stream = _batch_stream(train_data, repeat, repeats, seed)
+                tried, losses, smoothed, reason = _sweep(
+                    model,
+                    optimizer,
+                    loss_fn,
+                    stream,
+                    lrs,
+                    smoothing=smoothing,
+                    diverge_factor=diverge_factor,
+                    val_data=val_data,
+                    accumulation_steps=accumulation_steps,
+                    amp=_MixedPrecision(precision, device),
+                    device=device,
+                    bar=bar,
+                )
+                curves.append(
+                    LRCurve(tried, losses, smoothed, reason, suggest(tried, smoothed), repeat, decay)
+                )
+    finally:
+        snapshot.restore()
+        if bar is not None:
+            bar.close()
+
+    groups = {decay: [c for c in curves if c.weight_decay == decay] for decay in decays}
+    summary_rows: list[dict[str, Any]] = []
+    chosen = decays[0]
+    if weight_decays is not None:
+        for decay, members in groups.items():
+            means = _geometric_means(members)
+            suggestion = means.get(method, next(iter(means.values()), float("nan")))
+            summary_rows.append(
+                {
+                    "weight_decay": decay,
+                    "min_loss": float(np.mean([c.min_loss for c in members])),
+                    "suggestion": suggestion,
+                }
+            )
+        finite_rows = [row for row in summary_rows if math.isfinite(row["min_loss"])] or summary_rows
+        best_loss = min(row["min_loss"] for row in finite_rows)
+        eligible = [
+            row
+            for row in finite_rows
+            if row["min_loss"] <= best_loss + weight_decay_tolerance * abs(best_loss)
+        ]
+        chosen = max(eligible, key=lambda row: (row["suggestion"], -row["min_loss"]))["weight_decay"]
+    members = groups[chosen]
+    main = members[0]
+    suggestions = _geometric_means(members)
+    options = {
+        "start_lr": float(start_lr),
+        "end_lr": float(end_lr),
+        "num_steps": num_steps,
+        "mode": mode,
+        "smoothing": smoothing,
+        "diverge_factor": diverge_factor,
+        "accumulation_steps": accumulation_steps,
+        "precision": precision,
+        "repeats": repeats,
+        "weight_decays": None if weight_decays is None else [float(w) for w in weight_decays],
+        "weight_decay_tolerance": weight_decay_tolerance,
+        "seed": seed,
+        "val_data": val_data is not None,
+    }
+    return LRFinderResult(
+        lrs=main.lrs,
+        losses=main.losses,
+        smoothed_losses=main.smoothed_losses,
+        suggestions=suggestions,
+        method=method,
+        trust=assess_trust(suggestions, members, method),
+        stop_reason=main.stop_reason,
+        curves=curves,
+        weight_decay=chosen,
+        weight_decay_summary=summary_rows,
+        options=options,
+    )
