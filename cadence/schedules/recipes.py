@@ -1,0 +1,637 @@
+"""Recipes: the published LR and momentum policies, each a few primitives glued by combinators.
+
+Parameter names and defaults follow torch's ``OneCycleLR`` and ``CyclicLR`` wherever torch has them. Every
+recipe that takes a learning rate also accepts ``"auto"`` for it (see :attr:`Recipe.needs_lr_finder` and
+:meth:`Recipe.with_lr`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from cadence.errors import ConfigError
+from cadence.schedules.base import AUTO, Schedule, check_choice, check_integer, check_lr, check_number
+from cadence.schedules.combinators import Join, Repeat, Sequence, Truncate, Warmup
+from cadence.schedules.primitives import Constant, Cosine, Exponential, Linear
+
+__all__ = [
+    "ANNEAL_SHAPES",
+    "CYCLIC_MODES",
+    "CosineRestarts",
+    "Cyclic",
+    "CyclicMomentum",
+    "OneCycle",
+    "OneCycleMomentum",
+    "RampSustainDecay",
+    "Recipe",
+    "SnapshotCosine",
+    "WarmupCosine",
+    "cosine_restarts",
+    "cyclic",
+    "cyclic_momentum",
+    "one_cycle",
+    "one_cycle_momentum",
+    "ramp_sustain_decay",
+    "scaled_lr",
+    "snapshot_cosine",
+    "warmup_cosine",
+]
+
+#: one-cycle annealing shapes (torch's ``anneal_strategy``)
+ANNEAL_SHAPES: dict[str, type[Schedule]] = {"cos": Cosine, "linear": Linear}
+#: named CyclicLR modes; a custom ``scale_fn`` replaces them
+CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+
+
+class Recipe(Schedule):
+    """A schedule defined by building another one (:meth:`build`) from its arguments.
+
+    Subclasses validate their arguments in :meth:`validate`, list the fields that accept ``"auto"`` in
+    :attr:`lr_fields`, and return the composed schedule from :meth:`build`. While an LR is ``"auto"`` the
+    schedule is built with 1.0 in its place so that its shape (phases, cycle ends) is known, but calling it
+    raises until :meth:`with_lr` gives the real value.
+    """
+
+    lr_fields: ClassVar[tuple[str, ...]] = ()
+    _built: Schedule
+
+    def __post_init__(self) -> None:
+        self.validate()
+        object.__setattr__(self, "_built", self.build())
+
+    def validate(self) -> None:
+        """Check the arguments; raise :class:`~cadence.errors.ConfigError` naming the field and range."""
+
+    def build(self) -> Schedule:
+        """Return the schedule made of primitives and combinators that this recipe stands for."""
+        raise NotImplementedError
+
+    def lr(self, name: str) -> float:
+        """The value of LR field ``name``, or 1.0 while it is ``"auto"`` (shape only)."""
+        value = getattr(self, name)
+        return 1.0 if value == AUTO else float(value)
+
+    @property
+    def needs_lr_finder(self) -> bool:
+        return any(getattr(self, name) == AUTO for name in self.lr_fields)
+
+    def with_lr(self, max_lr: float) -> Recipe:
+        """This schedule with every ``"auto"`` learning rate replaced by ``max_lr`` (a number > 0)."""
+        check_lr("max_lr", max_lr)
+        changes = {name: max_lr for name in self.lr_fields if getattr(self, name) == AUTO}
+        return dataclasses.replace(self, **changes)
+
+    def at(self, t: float) -> float:
+        if self.needs_lr_finder:
+            auto = ", ".join(f"{name}='auto'" for name in self.lr_fields if getattr(self, name) == AUTO)
+            raise ConfigError(
+                f"{self.call_name}({auto}) has no learning rate yet: call .with_lr(max_lr) with a value, "
+                "or let the Trainer choose it with the LR range test"
+            )
+        return self._built.at(t)
+
+    @property
+    def duration(self) -> float:
+        return self._built.duration
+
+    def breakpoints(self, until: float) -> list[float]:
+        return self._built.breakpoints(until)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# one-cycle
+
+
+def _one_cycle_shape(
+    total_steps: int, pct_start: float, three_phase: bool, anneal: str, points: tuple[float, ...]
+) -> Join:
+    """The one-cycle phase layout of torch's ``OneCycleLR``, through the given values.
+
+    Phase ends (in steps) are ``pct_start·T - 1``, then ``2·pct_start·T - 2`` (three phases only), then
+    ``T - 1``; the phases anneal ``points[0] -> points[1] -> ...`` with the chosen shape.
+    """
+    first_end = float(pct_start * total_steps) - 1
+    ends = [first_end, 2 * first_end, total_steps - 1.0] if three_phase else [first_end, total_steps - 1.0]
+    shape = ANNEAL_SHAPES[anneal]
+    starts = [0.0, *ends[:-1]]
+    phases = tuple(
+        shape(points[index], points[index + 1], end - start)
+        for index, (start, end) in enumerate(zip(starts, ends))
+    )
+    return Join(phases, tuple(ends[:-1]))
+
+
+def _check_one_cycle_layout(total_steps: int, pct_start: float, three_phase: bool, anneal: str) -> None:
+    check_integer("total_steps", total_steps, low=2)
+    check_number("pct_start", pct_start, low=0.0, high=1.0, low_open=True, high_open=True)
+    check_choice("anneal", anneal, ANNEAL_SHAPES)
+    if pct_start * total_steps <= 1:
+        raise ConfigError(
+            "pct_start * total_steps must be > 1 so that the warm-up phase spans at least one step, "
+            f"got {pct_start=} and {total_steps=}"
+        )
+    if three_phase and 2 * pct_start * total_steps - 2 >= total_steps - 1:
+        raise ConfigError(
+            "with three_phase=True, pct_start must be < (total_steps + 1) / (2 * total_steps) so that the "
+            f"third phase is not empty, got {pct_start=} and {total_steps=}"
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class OneCycle(Recipe):
+    """The 1cycle learning-rate policy, equal to torch's ``OneCycleLR`` at every step.
+
+    The LR rises from ``max_lr / div_factor`` to ``max_lr`` over the first ``pct_start`` of the steps, then
+    anneals to ``max_lr / div_factor / final_div_factor`` at step ``total_steps - 1``. With
+    ``three_phase=True`` it comes back down to the initial LR symmetrically, and a third phase anneals to the
+    minimum (the paper's layout). ``anneal`` is torch's ``anneal_strategy``: ``"cos"`` or ``"linear"``.
+    Unlike torch, steps past the end hold the final LR instead of raising.
+
+    Smith & Topin, "Super-Convergence: Very Fast Training of Neural Networks Using Large Learning Rates",
+    2017 (arXiv:1708.07120); Smith, "A disciplined approach to neural network hyper-parameters", 2018.
+
+    Example::
+
+        >>> schedule = one_cycle(0.1, total_steps=1000)
+        >>> schedule(0), schedule(299), schedule(999)   # initial, peak, final
+        (0.004, 0.1, 4e-07)
+    """
+
+    call_name = "one_cycle"
+    lr_fields = ("max_lr",)
+    max_lr: float | str
+    total_steps: int
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    three_phase: bool = False
+    anneal: str = "cos"
+    _built: Schedule = field(init=False, repr=False, compare=False)
+
+    def validate(self) -> None:
+        check_lr("max_lr", self.max_lr, allow_auto=True)
+        _check_one_cycle_layout(self.total_steps, self.pct_start, self.three_phase, self.anneal)
+        check_number("div_factor", self.div_factor, low=0.0, low_open=True)
+        check_number("final_div_factor", self.final_div_factor, low=0.0, low_open=True)
+
+    def build(self) -> Schedule:
+        max_lr = self.lr("max_lr")
+        initial = max_lr / self.div_factor
+        final = initial / self.final_div_factor
+        points = (initial, max_lr, initial, final) if self.three_phase else (initial, max_lr, final)
+        return _one_cycle_shape(self.total_steps, self.pct_start, self.three_phase, self.anneal, points)
+
+    def momentum(self, base_momentum: float = 0.85, max_momentum: float = 0.95) -> OneCycleMomentum:
+        """The matching momentum schedule (torch's ``cycle_momentum=True``)."""
+        return OneCycleMomentum(
+            self.total_steps,
+            base_momentum=base_momentum,
+            max_momentum=max_momentum,
+            pct_start=self.pct_start,
+            three_phase=self.three_phase,
+            anneal=self.anneal,
+        )
+
+
+one_cycle = OneCycle
+
+
+@dataclass(frozen=True, repr=False)
+class OneCycleMomentum(Recipe):
+    """Momentum of the 1cycle policy, cycled opposite to the LR (torch's ``cycle_momentum=True``).
+
+    From ``max_momentum`` down to ``base_momentum`` while the LR rises, back up to ``max_momentum`` while it
+    falls (three phases: up again in phase two, constant ``max_momentum`` in phase three). Equal to the
+    momentum (or Adam's ``beta1``) that torch's ``OneCycleLR`` writes at every step.
+    """
+
+    call_name = "one_cycle_momentum"
+    total_steps: int
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+    pct_start: float = 0.3
+    three_phase: bool = False
+    anneal: str = "cos"
+    _built: Schedule = field(init=False, repr=False, compare=False)
+
+    def validate(self) -> None:
+        _check_one_cycle_layout(self.total_steps, self.pct_start, self.three_phase, self.anneal)
+        check_number("base_momentum", self.base_momentum, low=0.0, high=1.0)
+        check_number("max_momentum", self.max_momentum, low=0.0, high=1.0)
+
+    def build(self) -> Schedule:
+        high, low = self.max_momentum, self.base_momentum
+        points = (high, low, high, high) if self.three_phase else (high, low, high)
+        return _one_cycle_shape(self.total_steps, self.pct_start, self.three_phase, self.anneal, points)
+
+
+one_cycle_momentum = OneCycleMomentum
+
+
+# ----------------------------------------------------------------------------------------------------------
+# cyclical learning rates
+
+
+def _triangle(step_size_up: float, step_size_down: float) -> Repeat:
+    """The unit triangle wave: 0 -> 1 over ``step_size_up``, 1 -> 0 over ``step_size_down``, repeated."""
+    return Repeat(Sequence((Linear(0.0, 1.0, step_size_up), Linear(1.0, 0.0, step_size_down))))
+
+
+@dataclass(frozen=True, repr=False)
+class _ScaledTriangle(Schedule):
+    """``low + (high - low) · wave(t) · scale`` with CyclicLR's amplitude scaling (shared by LR and momentum).
+
+    ``scale`` is ``scale_fn(cycle)`` (cycle counted from 1) or ``scale_fn(step)`` depending on ``scale_mode``;
+    the named modes set both, as torch does.
+    """
+
+    call_name = "cyclic_wave"
+    low: float
+    high: float
+    step_size_up: int
+    step_size_down: int
+    mode: str
+    gamma: float
+    scale_fn: Callable[[float], float] | None
+    scale_mode: str
+    wave: Repeat = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wave", _triangle(self.step_size_up, self.step_size_down))
+
+    def scale(self, cycle: int, t: float) -> float:
+        if self.scale_fn is not None:
+            argument = cycle if self.scale_mode == "cycle" else (int(t) if float(t).is_integer() else t)
+            return float(self.scale_fn(argument))
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (cycle - 1))
+        return self.gamma ** (int(t) if float(t).is_integer() else t)  # exp_range scales per iteration
+
+    def at(self, t: float) -> float:
+        wave = self.wave
+        cycle = wave.cycle_at(t)[0] + 1
+        return self.low + (self.high - self.low) * wave.at(t) * self.scale(cycle, t)
+
+    @property
+    def duration(self) -> float:
+        return math.inf
+
+    def breakpoints(self, until: float) -> list[float]:
+        return self.wave.breakpoints(until)
+
+
+def _check_cyclic_shape(
+    step_size_up: int, step_size_down: int | None, mode: str, gamma: float, scale_fn: Any, scale_mode: str
+) -> None:
+    check_integer("step_size_up", step_size_up, low=1)
+    if step_size_down is not None:
+        check_integer("step_size_down", step_size_down, low=1)
+    check_choice("scale_mode", scale_mode, ("cycle", "iterations"))
+    if scale_fn is None:
+        check_choice("mode", mode, CYCLIC_MODES)
+    elif not callable(scale_fn):
+        raise ConfigError(f"scale_fn must be a callable x -> float in [0, 1] or None, got {scale_fn=}")
+    check_number("gamma", gamma, low=0.0, high=1.0, low_open=True)
+
+
+class _CyclicBase(Recipe):
+    """Shared cycle bookkeeping of :class:`Cyclic` and :class:`CyclicMomentum`."""
+
+    step_size_up: int
+    step_size_down: int | None
+    mode: str
+    gamma: float
+    scale_fn: Callable[[float], float] | None
+    scale_mode: str
+
+    def _wave(self, low: float, high: float) -> _ScaledTriangle:
+        down = self.step_size_up if self.step_size_down is None else self.step_size_down
+        return _ScaledTriangle(
+            low, high, self.step_size_up, down, self.mode, self.gamma, self.scale_fn, self.scale_mode
+        )
+
+    def cycle_ends(self, total_steps: int) -> list[int]:
+        """Last step ``k · (step_size_up + step_size_down) - 1`` of each full cycle before ``total_steps``.
+
+        That update closes the descending half; the next one starts the next cycle at ``base_lr``.
+        """
+        down = self.step_size_up if self.step_size_down is None else self.step_size_down
+        return _triangle(self.step_size_up, down).cycle_ends(total_steps)
+
+
+@dataclass(frozen=True, repr=False)
+class Cyclic(_CyclicBase):
+    """Cyclical learning rates: a triangle wave between ``base_lr`` and ``max_lr`` (torch's ``CyclicLR``).
+
+    With ``c = floor(1 + t / (up + down))`` the cycle number and ``w(t)`` the unit triangle (0 at the cycle
+    start, 1 after ``step_size_up`` steps, back to 0 after ``step_size_down`` more)::
+
+        lr(t) = base_lr + (max_lr - base_lr) · w(t) · scale
+
+    where ``scale`` is 1 (``"triangular"``), ``1 / 2^(c - 1)`` (``"triangular2"``), ``gamma^t``
+    (``"exp_range"``), or a custom ``scale_fn`` of ``c`` (``scale_mode="cycle"``) or of ``t``
+    (``"iterations"``). As in torch, ``scale_mode`` only applies to a custom ``scale_fn``. Equal to torch's
+    ``CyclicLR`` and to TensorFlow Addons' ``CyclicalLearningRate`` (its ``step_size`` is ``step_size_up``).
+    A custom ``scale_fn`` works in code but cannot be stored in a config.
+
+    The momentum that torch cycles opposite to the LR (``cycle_momentum=True``) is :meth:`momentum`.
+
+    Smith, "Cyclical Learning Rates for Training Neural Networks", WACV 2017 (arXiv:1506.01186).
+    """
+
+    call_name = "cyclic"
+    lr_fields = ("base_lr", "max_lr")
+    base_lr: float | str
+    max_lr: float | str
+    step_size_up: int = 2000
+    step_size_down: int | None = None
+    mode: str = "triangular"
+    gamma: float = 1.0
+    scale_fn: Callable[[float], float] | None = None
+    scale_mode: str = "cycle"
+    _built: Schedule = field(init=False, repr=False, compare=False)
+
+    def validate(self) -> None:
+        check_lr("base_lr", self.base_lr, allow_auto=True, allow_zero=True)
+        check_lr("max_lr", self.max_lr, allow_auto=True)
+        if self.base_lr == AUTO and self.max_lr != AUTO:
+            raise ConfigError(
+                "base_lr='auto' is derived from max_lr (max_lr / 4), so max_lr must be 'auto' too, "
+                f"got max_lr={self.max_lr!r}"
+            )
+        if AUTO not in (self.base_lr, self.max_lr) and self.base_lr > self.max_lr:  # type: ignore[operator]
+            raise ConfigError(f"base_lr must be <= max_lr, got {self.base_lr=} and {self.max_lr=}")
+        _check_cyclic_shape(
+            self.step_size_up, self.step_size_down, self.mode, self.gamma, self.scale_fn, self.scale_mode
+        )
+
+    def build(self) -> Schedule:
+        max_lr = self.lr("max_lr")
+        base_lr = max_lr / 4 if self.base_lr == AUTO else float(self.base_lr)
+        return self._wave(base_lr, max_lr)
+
+    def with_lr(self, max_lr: float) -> Cyclic:
+        """Replace ``max_lr="auto"`` by ``max_lr``; an ``"auto"`` ``base_lr`` becomes ``max_lr / 4``."""
+        check_lr("max_lr", max_lr)
+        changes: dict[str, float] = {}
+        if self.max_lr == AUTO:
+            changes["max_lr"] = max_lr
+        if self.base_lr == AUTO:
+            changes["base_lr"] = max_lr / 4
+        return dataclasses.replace(self, **changes)
+
+    def momentum(self, base_momentum: float = 0.8, max_momentum: float = 0.9) -> CyclicMomentum:
+        """The momentum cycled opposite to this LR (torch's ``cycle_momentum=True`` with its defaults)."""
+        return CyclicMomentum(
+            self.step_size_up,
+            base_momentum=base_momentum,
+            max_momentum=max_momentum,
+            step_size_down=self.step_size_down,
+            mode=self.mode,
+            gamma=self.gamma,
+            scale_fn=self.scale_fn,
+            scale_mode=self.scale_mode,
+        )
+
+
+cyclic = Cyclic
+
+
+@dataclass(frozen=True, repr=False)
+class CyclicMomentum(_CyclicBase):
+    """Momentum cycled opposite to :class:`Cyclic`'s LR: ``max_momentum - (max - base) · w(t) · scale``.
+
+    Equal to the momentum (or ``beta1``) written by torch's ``CyclicLR(cycle_momentum=True)``; same wave and
+    amplitude scaling as the LR, so ``cyclic(...).momentum()`` is the usual way to build it.
+    """
+
+    call_name = "cyclic_momentum"
+    step_size_up: int = 2000
+    base_momentum: float = 0.8
+    max_momentum: float = 0.9
+    step_size_down: int | None = None
+    mode: str = "triangular"
+    gamma: float = 1.0
+    scale_fn: Callable[[float], float] | None = None
+    scale_mode: str = "cycle"
+    _built: Schedule = field(init=False, repr=False, compare=False)
+
+    def validate(self) -> None:
+        check_number("base_momentum", self.base_momentum, low=0.0, high=1.0)
+        check_number("max_momentum", self.max_momentum, low=0.0, high=1.0)
+        _check_cyclic_shape(
+            self.step_size_up, self.step_size_down, self.mode, self.gamma, self.scale_fn, self.scale_mode
+        )
+
+    def build(self) -> Schedule:
+        return self._wave(self.max_momentum, self.base_momentum)
+
+
+cyclic_momentum = CyclicMomentum
+
+
+# ----------------------------------------------------------------------------------------------------------
+# cosine families
+
+
+@dataclass(frozen=True, repr=False)
+class CosineRestarts(Recipe):
+    """SGDR: cosine annealing from ``max_lr`` to ``min_lr``, restarted every cycle.
+
+    Cycle ``i`` lasts ``cycle_steps · cycle_mult^i`` steps (rounded to the nearest step when ``cycle_mult`` is
+    not an integer, at least 1) and its peak is ``min_lr + (max_lr - min_lr) · max_lr_decay^i``. With an
+    integer ``cycle_mult`` and ``max_lr_decay=1`` this equals torch's ``CosineAnnealingWarmRestarts(T_0=
+    cycle_steps, T_mult=cycle_mult, eta_min=min_lr)`` stepped once per step.
+
+    Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017.
+    """
+
+    call_name = "cosine_restarts"
+    lr_fields = ("max_lr",)
+    max_lr: float | str
+    cycle_steps: int
+    cycle_mult: float = 1.0
+    min_lr: float = 0.0
+    max_lr_decay: float = 1.0
+    _built: Schedule = field(init=False, repr=False, compare=False)
+
+    def validate(self) -> None:
+        check_lr("max_lr", self.max_lr, allow_auto=True)
+        check_integer("cycle_steps", self.cycle_steps, low=1)
+        check_number("cycle_mult", self.cycle_mult, low=1.0)
+        check_lr("min_lr", self.min_lr, allow_zero=True)
+        if self.max_lr != AUTO and self.min_lr > self.max_lr:  # type: ignore[operator]
+            raise ConfigError(f"min_lr must be <= max_lr, got {self.min_lr=} and {self.max_lr=}")
+        check_number("max_lr_decay", self.max_lr_decay, low=0.0, high=1.0, low_open=True)
+
+    def build(self) -> Repeat:
+        anneal = Cosine(self.lr("max_lr"), self.min_lr, self.cycle_steps)
+        return Repeat(anneal, cycle_mult=self.cycle_mult, decay=self.max_lr_decay, decay_floor=self.min_lr)
+
+    def cycle_ends(self, total_steps: int) -> list[int]:
+        """Last step of every complete cycle before ``total_steps`` (the step just before each restart)."""
+        return self.build().cycle_ends(total_steps)
+
+
+cosine_restarts = CosineRestarts
+
+
+@dataclass(frozen=True, repr=False)
+class SnapshotCosine(Recipe):
+    """Cyclic cosine annealing of Snapshot Ensembles: ``max_lr / 2 · (cos(π · (t mod c) / c) + 1)``.
+
+    ``c = ceil(total_steps / num_snapshots)``; each cycle ends near 0, where a snapshot of the model is
+    taken. Steps past ``total_steps - 1`` hold its value.
+
+    Huang et al., "Snapshot Ensembles: Train 1, get M for free", ICLR 2017 (arXiv:1704.00109).
+    """
+
+    call_name = "snapshot_cosine"
+    lr_fields = ("max_lr",)
+    max_lr: float | str
+    total_steps: int
+    num_snapshots: int
+    _built: Schedule = field(init=False, repr=False, compare=False)
+
+    def validate(self) -> None:
+        check_lr("max_lr", self.max_lr, allow_auto=True)
+        check_integer("total_steps", self.total_steps, low=1)
+        check_integer("num_snapshots", self.num_snapshots, low=1)
+        if self.num_snapshots > self.total_steps:
+            raise ConfigError(
+                f"num_snapshots must be <= total_steps, got num_snapshots={self.num_snapshots} "
+                f"and total_steps={self.total_steps}"
+            )
+
+    @property
+    def cycle_steps(self) -> int:
+        """``c = ceil(total_steps / num_snapshots)``."""
+        return math.ceil(self.total_steps / self.num_snapshots)
+
+    def build(self) -> Schedule:
+        return Truncate(Repeat(Cosine(self.lr("max_lr"), 0.0, self.cycle_steps)), self.total_steps - 1)
+
+    def cycle_ends(self, total_steps: int) -> list[int]:
+        """Last step of each cycle; the final cycle ends at this schedule's last step, ``total_steps - 1``.
+
+        Only ends before the ``total_steps`` given here are listed.
+        """
+        length, last = self.cycle_steps, self.total_steps - 1
+        own_ends = {min((index + 1) * length - 1, last) for index in range(self.num_snapshots)}
+        return sorted(end for end in own_ends if end < total_steps)
+
+
+snapshot_cosine = SnapshotCosine
+
+
+@dataclass(frozen=True, repr=False)
+class WarmupCosine(Recipe):
+    """Linear warmup from ``start_lr`` to ``max_lr`` over ``warmup_steps``, then cosine to ``min_lr``.
+
+    ``min_lr`` is reached at step ``total_steps`` (as in optax's ``warmup_cosine_decay_schedule`` and Hugging
+    Face's ``get_cosine_schedule_with_warmup``), so the last update ``total_steps - 1`` is just above it;
+    later steps hold ``min_lr``. ``warmup_steps=0`` is a plain cosine.
+
+    Goyal et al., "Accurate, Large Minibatch SGD", 2017 (warmup); Loshchilov & Hutter, ICLR 2017 (cosine).
+    """
+
+    call_name = "warmup_cosine"
+    lr_fields = ("max_lr",)
+    max_lr: float | str
+    total_steps: int
+    warmup_steps: int
+    start_lr: float = 0.0
+    min_lr: float = 0.0
+    _built: Schedule = field(init=False, repr=False, compare=False)
+
+    def validate(self) -> None:
+        check_lr("max_lr", self.max_lr, allow_auto=True)
+        check_integer("total_steps", self.total_steps, low=1)
+        check_integer("warmup_steps", self.warmup_steps, low=0)
+        if self.warmup_steps >= self.total_steps:
+            raise ConfigError(
+                f"warmup_steps must be < total_steps, got warmup_steps={self.warmup_steps} "
+                f"and total_steps={self.total_steps}"
+            )
+        check_lr("start_lr", self.start_lr, allow_zero=True)
+        check_lr("min_lr", self.min_lr, allow_zero=True)
+
+    def build(self) -> Schedule:
+        anneal = Cosine(self.lr("max_lr"), self.min_lr, self.total_steps - self.warmup_steps)
+        if self.warmup_steps == 0:
+            return anneal
+        return Warmup(anneal, self.warmup_steps, start_value=self.start_lr)
+
+
+warmup_cosine = WarmupCosine
+
+
+@dataclass(frozen=True, repr=False)
+class RampSustainDecay(Recipe):
+    """Linear ramp, plateau, then exponential decay to ``min_lr``.
+
+    ``lr(t) = start_lr + (max_lr - start_lr) · t / ramp_steps`` for ``t < ramp_steps``, ``max_lr`` for the
+    next ``sustain_steps``, then ``(max_lr - min_lr) · decay^((t - ramp_steps - sustain_steps) /
+    decay_steps) + min_lr``. With ``start_lr = min_lr = 1e-3``, ``max_lr = 2e-3``, ``ramp_steps=6``,
+    ``sustain_steps=0``, ``decay=0.5`` and one step per epoch this is the 24-epoch curve of Martin Görner's
+    "TensorFlow, Keras and deep learning, without a PhD" talk (Google Cloud Next 2019).
+    """
+
+    call_name = "ramp_sustain_decay"
+    start_lr: float
+    max_lr: float
+    min_lr: float
+    ramp_steps: int
+    sustain_steps: int
+    decay: float
+    decay_steps: float = 1
+    _built: Schedule = field(init=False, repr=False, compare=False)
+
+    def validate(self) -> None:
+        check_lr("start_lr", self.start_lr, allow_zero=True)
+        check_lr("max_lr", self.max_lr)
+        check_lr("min_lr", self.min_lr, allow_zero=True)
+        if self.min_lr > self.max_lr:
+            raise ConfigError(f"min_lr must be <= max_lr, got {self.min_lr=} and {self.max_lr=}")
+        check_integer("ramp_steps", self.ramp_steps, low=0)
+        check_integer("sustain_steps", self.sustain_steps, low=0)
+        check_number("decay", self.decay, low=0.0, high=1.0, low_open=True)
+        check_number("decay_steps", self.decay_steps, low=0.0, low_open=True)
+
+    def build(self) -> Schedule:
+        phases: list[Schedule] = []
+        if self.ramp_steps:
+            phases.append(Linear(self.start_lr, self.max_lr, self.ramp_steps))
+        if self.sustain_steps:
+            phases.append(Constant(self.max_lr, self.sustain_steps))
+        phases.append(Exponential(self.max_lr, self.decay, rate_steps=self.decay_steps, end=self.min_lr))
+        return Sequence(tuple(phases))
+
+
+ramp_sustain_decay = RampSustainDecay
+
+
+# ----------------------------------------------------------------------------------------------------------
+# batch-size scaling
+
+
+def scaled_lr(base_lr: float, batch_size: int, *, base_batch_size: int = 256, rule: str = "linear") -> float:
+    """The LR for ``batch_size`` given one tuned for ``base_batch_size``.
+
+    ``"linear"``: ``base_lr · batch_size / base_batch_size`` (Goyal et al., "Accurate, Large Minibatch SGD:
+    Training ImageNet in 1 Hour", 2017). ``"sqrt"``: ``base_lr · sqrt(batch_size / base_batch_size)``
+    (Krizhevsky, "One weird trick for parallelizing convolutional neural networks", 2014; often preferred for
+    Adam). Example: ``scaled_lr(0.1, 1024) == 0.4``.
+    """
+    check_lr("base_lr", base_lr)
+    check_integer("batch_size", batch_size, low=1)
+    check_integer("base_batch_size", base_batch_size, low=1)
+    check_choice("rule", rule, ("linear", "sqrt"))
+    ratio = batch_size / base_batch_size
+    return float(base_lr) * (ratio if rule == "linear" else math.sqrt(ratio))
