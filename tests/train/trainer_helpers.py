@@ -1,0 +1,42 @@
+"""Small models and data for the Trainer tests: everything in memory, a few milliseconds per step."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PairLoader:
+    """A loader with ``batches(epoch, start)``: the order is a pure function of (seed, epoch)."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int = 0) -> None:
+        self.inputs, self.targets, self.batch_size, self.seed = inputs, targets, batch_size, seed
+        self.num_classes = int(targets.max()) + 1
+
+    def __len__(self) -> int:
+        return -(-len(self.inputs) // self.batch_size)
+
+    def batches(self, epoch: int, start: int = 0):
+        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        order = torch.randperm(len(self.inputs), generator=generator)
+        for index in range(start, len(self)):
+            chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
+            yield self.inputs[chosen], self.targets[chosen]
+
+
+def make_data(samples: int = 48, features: int = 6, classes: int = 3, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(samples, features, generator=generator)
+    targets = torch.randint(0, classes, (samples,), generator=generator)
+    return inputs, targets
+
+
+def make_model(features: int = 6, classes: int = 3, dropout: float = 0.0, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(features, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, classes))
+
+
+def as_list(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int):
+    return [
+        (inputs[i : i + batch_size], targets[i : i + batch_size]) for i in range(0, len(inputs), batch_size)
+    ]
