@@ -1,0 +1,74 @@
+"""``cadence train CONFIG.toml [--set section.key=value ...] [--run-dir DIR] [--resume] [--nproc N]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from cadence.errors import ConfigError
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "config", help="TOML config with [data] [model] [optimizer] [schedule] [train] sections"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config value (a TOML literal: 0.1, true, \"text\", [1, 2]); repeatable",
+    )
+    parser.add_argument("--run-dir", help="run directory (default: runs/<config name>-<UTC time>)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the latest checkpoint in --run-dir"
+    )
+    parser.add_argument(
+        "--nproc", type=int, default=1, help="data-parallel processes on this machine (default 1)"
+    )
+
+
+def _default_run_dir(config_path: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return Path("runs") / f"{Path(config_path).stem}-{stamp}"
+
+
+def _child_argv(args: argparse.Namespace, run_dir: Path) -> list[str]:
+    argv = ["train", args.config, "--run-dir", str(run_dir)]
+    for override in args.overrides:
+        argv += ["--set", override]
+    if args.resume:
+        argv.append("--resume")
+    return argv
+
+
+def run(args: argparse.Namespace) -> int:
+    from cadence.config import load_config, run_config
+
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.resume and not args.run_dir:
+        raise ConfigError("--resume needs --run-dir DIR (the run to continue)")
+    config = load_config(args.config, args.overrides)  # fail fast, before any process starts
+    run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config)
+    if args.nproc > 1:
+        from cadence.distributed import launch_local
+
+        return int(launch_local(args.nproc, _child_argv(args, run_dir)))
+    state = run_config(config, run_dir=run_dir, resume=args.resume)
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        final = ", ".join(f"{key} {value:.4g}" for key, value in summary.get("final", {}).items())
+        status, steps = summary.get("status"), summary.get("steps")
+        print(f"cadence train: {status} after {steps} steps; {final}; run: {run_dir}")
+        if summary.get("status") in ("diverged", "failed"):
+            return 1
+    elif state is not None:
+        print(f"cadence train: finished at step {getattr(state, 'step', '?')}; run: {run_dir}")
+    return 0
