@@ -193,7 +193,7 @@ def _finder_arrays(data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _suggested_lr(data: dict[str, Any]) -> float | None:
-    for key in ("suggested_lr", "lr", "max_lr", "chosen_lr"):
+    for key in ("value", "suggestion", "suggested_lr", "max_lr"):
         value = data.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)

@@ -98,6 +98,12 @@ CANDIDATE = (0.93, 0.94, 0.95)
 
 
 @pytest.fixture
+def write_run() -> Callable[..., Path]:
+    """The :func:`write_fake_run` function (a fixture, so tests need no import of this file)."""
+    return write_fake_run
+
+
+@pytest.fixture
 def fake_runs(tmp_path: Path) -> Callable[..., Path]:
     """Runs ``out/runs/<name>/seed-<s>``: constant (0.90/0.91/0.92), one_cycle (0.93/0.94/0.95, 1 failure)."""
 

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import write_fake_run
 
 from cadence.errors import ConfigError
 from cadence.tracking.compare import (
@@ -70,8 +69,8 @@ def test_groups_statistics_and_failed_run(fake_runs) -> None:
     assert "diverged: one_cycle seed 3" in table
 
 
-def test_incomplete_and_missing_status(tmp_path: Path) -> None:
-    run = write_fake_run(
+def test_incomplete_and_missing_status(write_run, tmp_path: Path) -> None:
+    run = write_run(
         tmp_path / "a" / "seed-0", seed=0, accuracies=[0.5], status="running", write_summary=False
     )
     record = load_run(run)
@@ -85,8 +84,8 @@ def test_incomplete_and_missing_status(tmp_path: Path) -> None:
         load_run(tmp_path / "nope")
 
 
-def test_truncated_metrics_line_is_ignored(tmp_path: Path) -> None:
-    run = write_fake_run(tmp_path / "seed-1", seed=1, accuracies=[0.5, 0.7])
+def test_truncated_metrics_line_is_ignored(write_run, tmp_path: Path) -> None:
+    run = write_run(tmp_path / "seed-1", seed=1, accuracies=[0.5, 0.7])
     with (run / "metrics.jsonl").open("a") as handle:
         handle.write('{"kind": "eval", "step": 2')
     record = load_run(run, name="custom")
@@ -118,6 +117,7 @@ def test_find_run_dirs_errors(tmp_path: Path) -> None:
         find_run_dirs([tmp_path])
 
 
+@pytest.mark.slow
 def test_report_files_and_self_contained_html(fake_runs, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     root = fake_runs()

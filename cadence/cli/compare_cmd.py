@@ -1,0 +1,307 @@
+"""``cadence compare``: run configs over seeds (or read finished runs) and write a report.
+
+    cadence compare configs/a.toml configs/b.toml --seeds 3 --target val_accuracy=0.9 --jobs 2 --out cmp
+    cadence compare --runs cmp/runs other/run-dir --target val_accuracy=0.9 --out cmp2
+
+Each config × seed runs as its own process::
+
+    python -m cadence train CONFIG --set train.seed=S [--set ...] --run-dir OUT/runs/<config stem>/seed-S
+
+at most ``--jobs`` at a time, each with ``OMP_NUM_THREADS = cores // jobs`` so that parallel runs do not
+fight over cores. A run that fails or diverges is reported as such and does not stop the others; running
+the same command again skips runs whose ``summary.json`` says "completed" and starts the others afresh.
+The report (``report.html``, ``report.md``, ``results.json``, ``plots/``) goes to ``OUT``; each run's output
+goes to ``OUT/logs/<config stem>-seed-S.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cadence.errors import ConfigError
+from cadence.tracking.compare import (
+    RunRecord,
+    compare_runs,
+    find_run_dirs,
+    format_table,
+    load_run,
+    parse_target,
+)
+from cadence.tracking.report import write_report
+
+__all__ = ["RunJob", "add_arguments", "plan_jobs", "run", "run_jobs"]
+
+DEFAULT_OUT = "cadence-runs/compare"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("configs", nargs="*", metavar="CONFIG", help="TOML config files to compare")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value in every run (repeatable), e.g. --set train.epochs=3",
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per config: 0 .. N-1 (default 3)")
+    parser.add_argument(
+        "--target",
+        default=None,
+        metavar="METRIC=VALUE",
+        help="report steps and seconds until METRIC first reaches VALUE, e.g. val_accuracy=0.9",
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1)")
+    parser.add_argument("--out", default=None, help=f"output directory (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="compare finished run directories instead of running configs (searched recursively)",
+    )
+    parser.add_argument("--title", default="cadence compare", help="report title")
+    parser.add_argument("--no-plots", action="store_true", help="write the reports without plots")
+
+
+@dataclass
+class RunJob:
+    """One config × seed to run."""
+
+    config: Path
+    name: str
+    seed: int
+    run_dir: Path
+    log_path: Path
+    overrides: tuple[str, ...] = ()
+
+    def command(self) -> list[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "cadence",
+            "train",
+            str(self.config),
+            "--set",
+            f"train.seed={self.seed}",
+        ]
+        for override in self.overrides:
+            command += ["--set", override]
+        return [*command, "--run-dir", str(self.run_dir)]
+
+
+def _is_completed(run_dir: Path) -> bool:
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(summary, dict) and summary.get("status") == "completed"
+
+
+def _names(configs: Sequence[Path]) -> list[str]:
+    """Config stems, made unique with -2, -3 ... when two files share a stem."""
+    names: list[str] = []
+    for config in configs:
+        name, count = config.stem, 2
+        while name in names:
+            name, count = f"{config.stem}-{count}", count + 1
+        names.append(name)
+    return names
+
+
+def plan_jobs(
+    configs: Sequence[str | Path], seeds: int, out: Path, overrides: Sequence[str] = ()
+) -> list[RunJob]:
+    """Every config × seed (seeds 0 .. seeds-1), in config-major order."""
+    paths = [Path(config) for config in configs]
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        if path.suffix != ".toml":
+            raise ConfigError(f"config files must be TOML (.toml), got {path}")
+    for override in overrides:
+        if "=" not in override or override.startswith("="):
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. train.epochs=3), got {override!r}")
+        if override.split("=", 1)[0].strip() == "train.seed":
+            raise ConfigError("--set train.seed is chosen by --seeds; leave it out")
+    jobs = []
+    for path, name in zip(paths, _names(paths)):
+        for seed in range(seeds):
+            jobs.append(
+                RunJob(
+                    path,
+                    name,
+                    seed,
+                    out / "runs" / name / f"seed-{seed}",
+                    out / "logs" / f"{name}-seed-{seed}.log",
+                    tuple(overrides),
+                )
+            )
+    return jobs
+
+
+def _threads_per_job(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _launch(job: RunJob, threads: int) -> subprocess.Popen:
+    job.log_path.parent.mkdir(parents=True, exist_ok=True)
+    if job.run_dir.exists():
+        shutil.rmtree(job.run_dir)  # an unfinished earlier attempt: start afresh, not on top of it
+    job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+    environment = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "PYTHONUNBUFFERED": "1",
+    }
+    with job.log_path.open("w", encoding="utf-8") as log:
+        return subprocess.Popen(job.command(), stdout=log, stderr=subprocess.STDOUT, env=environment)
+
+
+def _describe(job: RunJob, return_code: int) -> str:
+    try:
+        record = load_run(job.run_dir, name=job.name)
+    except FileNotFoundError:
+        return f"failed (exit code {return_code}, no run directory; see {job.log_path})"
+    final = record.final() if record.usable else {}
+    shown = ", ".join(f"{key} {value:.4g}" for key, value in final.items() if key.startswith("val_"))
+    status = (
+        record.status if return_code == 0 or not record.usable else f"{record.status} (exit {return_code})"
+    )
+    return f"{status}{', ' + shown if shown else ''}"
+
+
+Launcher = Callable[[RunJob, int], "subprocess.Popen"]
+
+
+def run_jobs(
+    jobs: Sequence[RunJob],
+    parallel: int,
+    *,
+    launcher: Launcher | None = None,
+    print_line: Callable[[str], None] = print,
+    poll_seconds: float = 0.2,
+) -> dict[str, int]:
+    """Run the jobs, at most ``parallel`` at a time; finished runs are skipped. Returns status counts.
+
+    ``launcher(job, threads) -> Popen`` starts one job (tests replace it); the default runs ``cadence train``.
+    """
+    launch = launcher or _launch
+    threads = _threads_per_job(parallel)
+    counts = {"skipped": 0, "ran": 0, "failed": 0}
+    pending = []
+    for job in jobs:
+        if _is_completed(job.run_dir):
+            counts["skipped"] += 1
+            print_line(f"[skip] {job.name} seed {job.seed}: already completed ({job.run_dir})")
+        else:
+            pending.append(job)
+    total, done, started = len(pending), 0, time.monotonic()
+    active: list[tuple[RunJob, subprocess.Popen, float]] = []
+    while pending or active:
+        while pending and len(active) < parallel:
+            job = pending.pop(0)
+            active.append((job, launch(job, threads), time.monotonic()))
+            print_line(f"[start {done + len(active)}/{total}] {job.name} seed {job.seed}")
+        time.sleep(poll_seconds if active else 0)
+        for entry in list(active):
+            job, process, begun = entry
+            return_code = process.poll()
+            if return_code is None:
+                continue
+            active.remove(entry)
+            done += 1
+            counts["ran"] += 1
+            description = _describe(job, return_code)
+            if return_code != 0 or not _is_completed(job.run_dir):
+                counts["failed"] += 1
+            elapsed = time.monotonic() - begun
+            print_line(
+                f"[done {done}/{total}, {time.monotonic() - started:.0f} s] {job.name} seed {job.seed}: "
+                f"{description} ({elapsed:.1f} s)"
+            )
+    return counts
+
+
+def _failed_record(job: RunJob) -> RunRecord:
+    return RunRecord(
+        path=job.run_dir,
+        name=job.name,
+        seed=job.seed,
+        status="failed",
+        error=f"the process left no run record; see {job.log_path}",
+    )
+
+
+def _load_job_runs(jobs: Sequence[RunJob]) -> list[RunRecord]:
+    runs = []
+    for job in jobs:
+        if job.run_dir.is_dir() and (job.run_dir / "meta.json").exists():
+            record = load_run(job.run_dir, name=job.name)
+            if record.status in ("incomplete", "missing", "running"):
+                record.status = "failed"
+                record.error = (
+                    record.error or f"the process ended before the run finished; see {job.log_path}"
+                )
+            runs.append(record)
+        else:
+            runs.append(_failed_record(job))
+    return runs
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    if args.runs and args.configs:
+        raise ConfigError("give CONFIG files to run or --runs DIR to read finished runs, not both")
+    if not args.runs and not args.configs:
+        raise ConfigError(
+            "nothing to compare: give CONFIG files (e.g. configs/a.toml configs/b.toml) or --runs DIR"
+        )
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.runs and args.overrides:
+        raise ConfigError("--set applies to runs that compare starts; it cannot change finished --runs")
+
+
+def run(args: argparse.Namespace, *, launcher: Launcher | None = None) -> int:
+    """Entry point of ``cadence compare`` (``launcher`` replaces process start-up in tests)."""
+    _check_arguments(args)
+    target = parse_target(args.target) if args.target else None
+    out = Path(args.out or DEFAULT_OUT)
+    order: list[str] | None = None
+    if args.runs:
+        runs = [load_run(path) for path in find_run_dirs(args.runs)]
+    else:
+        jobs = plan_jobs(args.configs, args.seeds, out, args.overrides)
+        print(
+            f"cadence compare: {len(args.configs)} config(s) x {args.seeds} seed(s) = {len(jobs)} runs, "
+            f"{args.jobs} at a time, {_threads_per_job(args.jobs)} thread(s) each -> {out}",
+            flush=True,
+        )
+        counts = run_jobs(jobs, args.jobs, launcher=launcher, print_line=lambda line: print(line, flush=True))
+        print(
+            f"cadence compare: {counts['ran']} ran ({counts['failed']} failed), {counts['skipped']} skipped",
+            flush=True,
+        )
+        runs = _load_job_runs(jobs)
+        order = list(dict.fromkeys(job.name for job in jobs))
+    comparison = compare_runs(runs, target=target, order=order)
+    paths = write_report(comparison, runs, out, title=args.title, plots=not args.no_plots)
+    print()
+    print(format_table(comparison))
+    print()
+    print(f"report: {paths['html']}")
+    print(f"        {paths['markdown']}, {paths['results']}")
+    usable = sum(1 for run_record in runs if run_record.usable)
+    return 0 if usable else 1
