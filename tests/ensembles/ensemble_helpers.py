@@ -45,6 +45,15 @@ def run_loop(
     model, callbacks, *, total_steps, schedule=None, run_dir=None, stop_at=None, resume=None, seed=0
 ):
     """Train ``total_steps`` (or until ``stop_at``); return (state, checkpoint dict)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add contention on a shared machine
+    try:
+        return _run_loop(model, callbacks, total_steps, schedule, run_dir, stop_at, resume, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_loop(model, callbacks, total_steps, schedule, run_dir, stop_at, resume, seed):
     data = Batches(*make_data())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     state = TrainState(

@@ -1,0 +1,306 @@
+"""Weight averaging callbacks: SWA (Izmailov et al. 2018) and EMA, on ``torch.optim.swa_utils``.
+
+Both keep an :class:`torch.optim.swa_utils.AveragedModel` of the trained model, evaluate it at the end of
+training (metrics added to ``state.metrics`` as ``swa_val_accuracy``, ``ema_val_loss``, ...), save its weights
+to ``run_dir/swa_model.pt`` / ``run_dir/ema_model.pt`` (a plain ``state_dict`` of the model's architecture)
+and checkpoint the averaged parameters and the count ``n_averaged`` exactly, so a resumed run averages the
+same weights as an uninterrupted one.
+
+- **SWA** ("Averaging Weights Leads to Wider Optima and Better Generalization"): an equal-weight average of
+  the weights visited from ``start`` on, usually with a constant or cyclic LR in that phase; the batch-norm
+  statistics of the average are recomputed with :func:`torch.optim.swa_utils.update_bn` at the end.
+- **EMA** (Polyak averaging as used by timm and TensorFlow): ``θ̄ ← d·θ̄ + (1-d)·θ`` after every update, with
+  the decay warmup ``d_n = min(d, (1+n)/(10+n))`` so early, poor weights are forgotten quickly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
+
+from cadence.callbacks.snapshot import atomic_save
+from cadence.ensembles import unwrap_model
+from cadence.errors import ConfigError
+from cadence.hyperparams import resolve, set_hyperparams
+from cadence.train.callback import Callback
+from cadence.train.state import TrainState
+
+__all__ = ["EMA", "SWA", "SWALRSchedule", "ema_decay"]
+
+_ANNEAL = ("cos", "linear")
+
+
+def ema_decay(decay: float, num_averaged: int, warmup: bool = True) -> float:
+    """The EMA decay used for the update after ``num_averaged`` earlier ones: ``min(d, (1+n)/(10+n))``."""
+    if not warmup:
+        return decay
+    return min(decay, (1.0 + num_averaged) / (10.0 + num_averaged))
+
+
+@dataclass(frozen=True)
+class SWALRSchedule:
+    """An LR schedule that follows ``base`` until ``start_step`` and then anneals to ``swa_lr``.
+
+    For ``step >= start_step`` with ``t = min(1, (step - start_step) / anneal_steps)``::
+
+        lr = swa_lr + (base(start_step) - swa_lr) · (1 + cos(π t)) / 2     (anneal="cos")
+        lr = swa_lr + (base(start_step) - swa_lr) · (1 - t)                (anneal="linear")
+
+    the same shape as ``torch.optim.swa_utils.SWALR`` but a pure function of the step. Give it to the
+    Trainer as its ``"lr"`` schedule (the recommended way to combine SWA with a schedule) or let
+    :class:`SWA` with ``lr=`` build and apply it.
+    """
+
+    base: Callable[[int], float] | float
+    start_step: int
+    swa_lr: float
+    anneal_steps: int = 0
+    anneal: str = "cos"
+
+    def __post_init__(self) -> None:
+        if self.anneal not in _ANNEAL:
+            raise ConfigError(f"SWA anneal must be one of {', '.join(_ANNEAL)}, got anneal={self.anneal!r}")
+        if self.anneal_steps < 0 or self.start_step < 0:
+            raise ConfigError(
+                f"SWA start and anneal_steps must be >= 0, got {self.start_step=}, {self.anneal_steps=}"
+            )
+        if not self.swa_lr >= 0:
+            raise ConfigError(f"SWA lr must be >= 0, got {self.swa_lr=}")
+
+    def __call__(self, step: int) -> float:
+        if step < self.start_step:
+            return resolve(self.base, step)
+        if self.anneal_steps == 0:
+            return float(self.swa_lr)
+        t = min(1.0, (step - self.start_step) / self.anneal_steps)
+        initial = resolve(self.base, self.start_step)
+        factor = (1.0 + math.cos(math.pi * t)) / 2.0 if self.anneal == "cos" else 1.0 - t
+        return self.swa_lr + (initial - self.swa_lr) * factor
+
+
+class _Averaging(Callback):
+    """Shared machinery: build, update, checkpoint, evaluate and save an AveragedModel."""
+
+    prefix = ""
+    filename = ""
+
+    def __init__(self, *, update_every: int, use_buffers: bool, update_bn: bool) -> None:
+        if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
+            raise ConfigError(
+                f"{type(self).__name__} update_every must be an integer >= 1, got {update_every=}"
+            )
+        self.update_every = update_every
+        self.use_buffers = use_buffers
+        self.update_bn = update_bn
+        self.averaged: AveragedModel | None = None
+        self._pending: dict[str, Any] | None = None
+        self.results: dict[str, float] = {}
+
+    # -- to be specialised ---------------------------------------------------------------------------------
+    def _make_averaged(self, model: nn.Module) -> AveragedModel:
+        raise NotImplementedError
+
+    def _start_step(self, total_steps: int) -> int:
+        return 0
+
+    # -- hooks ---------------------------------------------------------------------------------------------
+    def on_fit_start(self, state: TrainState) -> None:
+        self.averaged = self._make_averaged(unwrap_model(state.model))
+        if self._pending is not None:
+            self._load_averaged(self._pending)
+            self._pending = None
+
+    def on_step_end(self, state: TrainState) -> None:
+        finished = state.step - 1  # the update that just happened
+        start = self._start_step(state.total_steps)
+        if self.averaged is None or finished < start or (finished - start) % self.update_every:
+            return
+        self.averaged.update_parameters(unwrap_model(state.model))
+
+    @property
+    def num_averaged(self) -> int:
+        return int(self.averaged.n_averaged) if self.averaged is not None else 0
+
+    def on_fit_end(self, state: TrainState) -> None:
+        if self.averaged is None or self.num_averaged == 0:
+            return
+        if self.update_bn and state.train_data is not None and _has_batch_norm(self.averaged):
+            data = state.train_data
+            batches = data.batches(0) if hasattr(data, "batches") else data
+            update_bn(_inputs_only(batches), self.averaged, device=state.device)
+        self.results = {}
+        if state.evaluate is not None and state.eval_data is not None:
+            scores = state.evaluate(self.averaged.module, state.eval_data)
+            self.results = {f"{self.prefix}{name}": float(value) for name, value in scores.items()}
+            state.metrics.update(self.results)
+        if state.run_dir is not None and state.is_main_process:
+            atomic_save(self.averaged.module.state_dict(), Path(state.run_dir) / self.filename)
+
+    def summary(self) -> dict[str, Any]:
+        """What to record under the run summary's ``extra``: count, file and final metrics."""
+        return {"n_averaged": self.num_averaged, "file": self.filename, "metrics": dict(self.results)}
+
+    # -- checkpointing -------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        if self.averaged is None:
+            return dict(self._pending) if self._pending is not None else {}
+        return {
+            "averaged": {name: tensor.detach().clone() for name, tensor in self.averaged.state_dict().items()}
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "averaged" not in state_dict:
+            return
+        if self.averaged is None:  # the model is not known before on_fit_start: load it there
+            self._pending = state_dict
+        else:
+            self._load_averaged(state_dict)
+
+    def _load_averaged(self, state_dict: dict[str, Any]) -> None:
+        assert self.averaged is not None
+        self.averaged.load_state_dict(state_dict["averaged"])
+
+
+def _has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules())
+
+
+def _inputs_only(batches: Any):
+    for batch in batches:
+        yield batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
+class SWA(_Averaging):
+    """Stochastic Weight Averaging from ``start`` to the end of training.
+
+    Args:
+        start: the first step averaged: a fraction of ``total_steps`` (float in [0, 1), default 0.75) or a
+            step (int).
+        lr: ``None`` (default) keeps the Trainer's LR schedule untouched (average along whatever it does, e.g.
+            the tail of a cosine or a cyclic schedule). A float switches to the SWA learning rate from
+            ``start`` on, annealed over ``anneal_steps`` from the scheduled value at ``start`` (see
+            :class:`SWALRSchedule`): in ``on_batch_start`` the callback writes that value into every param
+            group (times its ``lr_scale``) and into ``state.hyperparams["lr"]``, after the Trainer has
+            applied its schedules for the step. It needs the Trainer's LR schedule: ``schedule=`` or the
+            Trainer's ``state.schedules["lr"]``. Equivalent and more explicit: train with
+            ``SWA.lr_schedule(base, total_steps)`` as the ``"lr"`` schedule and ``lr=None``.
+        anneal_steps: length of the LR annealing to ``lr`` (0 = switch at once).
+        anneal: ``"cos"`` or ``"linear"``.
+        update_every: average every this many updates (1 = every step).
+        schedule: the Trainer's LR schedule, for ``lr=``.
+
+    Batch-norm statistics of the averaged model are recomputed at the end with ``update_bn`` over one epoch
+    of the training data (buffers are not averaged).
+    """
+
+    prefix = "swa_"
+    filename = "swa_model.pt"
+
+    def __init__(
+        self,
+        start: float | int = 0.75,
+        lr: float | None = None,
+        anneal_steps: int = 0,
+        anneal: str = "cos",
+        update_every: int = 1,
+        *,
+        schedule: Callable[[int], float] | None = None,
+    ) -> None:
+        super().__init__(update_every=update_every, use_buffers=False, update_bn=True)
+        if isinstance(start, bool) or not isinstance(start, (int, float)):
+            raise ConfigError(f"SWA start must be a fraction in [0, 1) or a step, got {start=}")
+        if isinstance(start, float) and not 0.0 <= start < 1.0:
+            raise ConfigError(f"SWA start as a fraction must be in [0, 1), got {start=}")
+        if isinstance(start, int) and start < 0:
+            raise ConfigError(f"SWA start must be >= 0, got {start=}")
+        if lr is not None and not lr >= 0:
+            raise ConfigError(f"SWA lr must be None or >= 0, got {lr=}")
+        if anneal not in _ANNEAL:
+            raise ConfigError(f"SWA anneal must be one of {', '.join(_ANNEAL)}, got {anneal=}")
+        if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, int) or anneal_steps < 0:
+            raise ConfigError(f"SWA anneal_steps must be an integer >= 0, got {anneal_steps=}")
+        self.start = start
+        self.lr = lr
+        self.anneal_steps = anneal_steps
+        self.anneal = anneal
+        self.schedule = schedule
+
+    def _start_step(self, total_steps: int) -> int:
+        if isinstance(self.start, float):
+            return math.floor(self.start * total_steps)
+        return int(self.start)
+
+    def lr_schedule(self, base: Callable[[int], float] | float, total_steps: int) -> SWALRSchedule:
+        """The Trainer's ``base`` LR schedule with the SWA phase (``lr`` annealed in from ``start``)."""
+        if self.lr is None:
+            raise ConfigError("SWA.lr_schedule needs SWA(lr=...)")
+        return SWALRSchedule(base, self._start_step(total_steps), self.lr, self.anneal_steps, self.anneal)
+
+    def _make_averaged(self, model: nn.Module) -> AveragedModel:
+        return AveragedModel(model, use_buffers=False)
+
+    def on_fit_start(self, state: TrainState) -> None:
+        if self._start_step(state.total_steps) >= state.total_steps:
+            raise ConfigError(f"SWA start={self.start} is not before total_steps={state.total_steps}")
+        super().on_fit_start(state)
+        self._lr_schedule = None
+        if self.lr is not None:
+            base = self.schedule
+            if base is None:
+                schedules = getattr(state, "schedules", None)
+                base = schedules.get("lr") if isinstance(schedules, dict) else None
+            if base is None:
+                raise ConfigError(
+                    "SWA(lr=...) needs the Trainer's LR schedule: pass SWA(..., schedule=the_lr_schedule) "
+                    "or train with SWA.lr_schedule(base, total_steps) and lr=None"
+                )
+            self._lr_schedule = self.lr_schedule(base, state.total_steps)
+
+    def on_batch_start(self, state: TrainState) -> None:
+        schedule = getattr(self, "_lr_schedule", None)
+        if schedule is None or state.step < schedule.start_step:
+            return
+        state.hyperparams.update(set_hyperparams(state.optimizer, state.step, lr=schedule))
+
+
+class EMA(_Averaging):
+    """Exponential moving average of the weights, updated after every ``update_every`` optimizer steps.
+
+    Args:
+        decay: ``d`` in ``θ̄ ← d·θ̄ + (1-d)·θ`` (0.999 by default; 0.9999 for long ImageNet runs).
+        warmup: use ``min(d, (1+n)/(10+n))`` for the n-th update (timm, TensorFlow) so the average is not
+            dominated by the random initialisation in short runs.
+        update_every: update every this many steps.
+        use_buffers: also average buffers such as batch-norm running statistics (default True, like timm);
+            with ``False`` the buffers are recomputed with ``update_bn`` at the end.
+
+    The first update copies the weights (``n_averaged`` 0 -> 1), as in ``AveragedModel``.
+    """
+
+    prefix = "ema_"
+    filename = "ema_model.pt"
+
+    def __init__(
+        self, decay: float = 0.999, warmup: bool = True, update_every: int = 1, use_buffers: bool = True
+    ) -> None:
+        super().__init__(update_every=update_every, use_buffers=use_buffers, update_bn=not use_buffers)
+        if not 0.0 <= decay < 1.0:
+            raise ConfigError(f"EMA decay must be in [0, 1), got {decay=}")
+        self.decay = float(decay)
+        self.warmup = bool(warmup)
+
+    def _average(
+        self, averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor | int
+    ) -> None:
+        decay = ema_decay(self.decay, int(num_averaged), self.warmup)
+        get_ema_multi_avg_fn(decay)(averaged, current, num_averaged)
+
+    def _make_averaged(self, model: nn.Module) -> AveragedModel:
+        return AveragedModel(model, multi_avg_fn=self._average, use_buffers=self.use_buffers)

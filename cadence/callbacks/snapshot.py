@@ -1,0 +1,176 @@
+"""Snapshot ensembles: save the weights at the end of every LR cycle (Huang et al. 2017).
+
+"Snapshot Ensembles: Train 1, get M for free" trains with a cyclic cosine schedule and keeps the model at the
+end of each cycle, where the LR is lowest and the model sits in a local minimum; averaging the snapshots'
+predictions gives an ensemble for the cost of one training run. Here the schedule itself says where its cycles
+end (``cycle_ends(total_steps)``, implemented by ``snapshot_cosine``, ``cosine_restarts`` and ``cyclic`` in
+:mod:`cadence.schedules`), so the LR is updated per step, any number of steps works, and the snapshot steps
+are a pure function of the schedule and ``total_steps`` — which is what makes resume exact.
+
+Files: ``run_dir/snapshots/snapshot-{k}.pt`` (k = 1..M, the model's ``state_dict``, written atomically) and
+``run_dir/snapshots/snapshots.json`` (steps, files, schedule). Evaluate them with ``cadence ensemble RUN_DIR``
+or :class:`cadence.ensembles.Ensemble`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cadence.ensembles import unwrap_model
+from cadence.errors import ConfigError
+from cadence.train.callback import Callback
+from cadence.train.state import TrainState
+
+__all__ = ["SnapshotEnsemble", "atomic_save", "snapshot_path"]
+
+
+def snapshot_path(run_dir: str | os.PathLike, k: int) -> Path:
+    """``run_dir/snapshots/snapshot-{k}.pt``."""
+    return Path(run_dir) / "snapshots" / f"snapshot-{k}.pt"
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: no reader sees a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(obj, file)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _state_schedule(state: TrainState) -> Callable[[int], float] | None:
+    schedules = getattr(state, "schedules", None)  # set by the Trainer when its TrainState carries them
+    if isinstance(schedules, dict):
+        return schedules.get("lr")
+    return None
+
+
+class SnapshotEnsemble(Callback):
+    """Save the model at the end of each cycle of the LR schedule, or at given steps.
+
+    Args:
+        num_snapshots: keep only the last ``num_snapshots`` cycle ends (the later, better-trained minima);
+            ``None`` keeps all. Asking for more snapshots than the schedule has cycles is an error.
+        at_steps: explicit 0-based steps ``s``; the snapshot is taken after update ``s`` (for schedules
+            without ``cycle_ends``). Exclusive with a cyclic schedule's own ends only in that it wins.
+        schedule: the LR schedule to ask for ``cycle_ends``. By default the Trainer's ``"lr"`` schedule is
+            used when the Trainer exposes its schedules on the state (``state.schedules``); pass it here
+            otherwise (it must be the same schedule the Trainer applies).
+
+    A snapshot for end ``s`` is written in ``on_step_end`` when ``state.step == s + 1``. The taken steps are
+    kept in :meth:`state_dict`; on resume the earlier files stay and the later snapshots are taken at the
+    same steps as in an uninterrupted run. Only the main process (rank 0) writes.
+    """
+
+    def __init__(
+        self,
+        num_snapshots: int | None = None,
+        at_steps: Sequence[int] | None = None,
+        *,
+        schedule: Callable[[int], float] | None = None,
+    ) -> None:
+        if num_snapshots is not None and (
+            isinstance(num_snapshots, bool) or not isinstance(num_snapshots, int) or num_snapshots < 1
+        ):
+            raise ConfigError(
+                f"SnapshotEnsemble num_snapshots must be a positive integer, got {num_snapshots=}"
+            )
+        if at_steps is not None:
+            at_steps = [int(step) for step in at_steps]
+            if not at_steps or any(step < 0 for step in at_steps) or len(set(at_steps)) != len(at_steps):
+                raise ConfigError(
+                    f"SnapshotEnsemble at_steps must be distinct steps >= 0, got at_steps={at_steps}"
+                )
+            at_steps = sorted(at_steps)
+        self.num_snapshots = num_snapshots
+        self.at_steps = at_steps
+        self.schedule = schedule
+        self.steps: list[int] = []
+        self.taken: list[int] = []
+        self.files: list[str] = []
+
+    def planned_steps(self, total_steps: int, schedule: Callable[[int], float] | None = None) -> list[int]:
+        """The 0-based steps after whose update a snapshot is taken."""
+        schedule = self.schedule if self.schedule is not None else schedule
+        if self.at_steps is not None:
+            steps = list(self.at_steps)
+            source = "at_steps"
+        else:
+            if schedule is None or not callable(getattr(schedule, "cycle_ends", None)):
+                raise ConfigError(
+                    "SnapshotEnsemble needs a cyclic LR schedule with cycle_ends (snapshot_cosine, "
+                    f"cosine_restarts, cyclic) or at_steps=[...]; the LR schedule is {schedule!r}"
+                )
+            steps = sorted(int(step) for step in schedule.cycle_ends(total_steps))
+            source = f"the cycle ends of {schedule!r}"
+        beyond = [step for step in steps if step >= total_steps]
+        if beyond:
+            raise ConfigError(f"SnapshotEnsemble steps {beyond} lie beyond total_steps={total_steps}")
+        if self.num_snapshots is not None:
+            if self.num_snapshots > len(steps):
+                raise ConfigError(
+                    f"SnapshotEnsemble num_snapshots={self.num_snapshots} but {source} give only "
+                    f"{len(steps)} snapshot steps {steps} in {total_steps} steps"
+                )
+            steps = steps[-self.num_snapshots :]
+        if not steps:
+            raise ConfigError(f"SnapshotEnsemble: {source} give no snapshot step within {total_steps} steps")
+        return steps
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.steps = self.planned_steps(state.total_steps, _state_schedule(state))
+
+    def on_step_end(self, state: TrainState) -> None:
+        finished = state.step - 1  # the update that just happened
+        if finished not in self.steps or finished in self.taken:
+            return
+        k = self.steps.index(finished) + 1
+        path = None
+        if state.run_dir is not None:
+            path = snapshot_path(state.run_dir, k)
+            if state.is_main_process:
+                atomic_save(unwrap_model(state.model).state_dict(), path)
+        self.taken.append(finished)
+        self.files.append(path.name if path is not None else "")
+        if state.run_dir is not None and state.is_main_process:
+            self._write_index(Path(state.run_dir))
+
+    def _write_index(self, run_dir: Path) -> None:
+        index = self.summary()
+        index["schedule"] = repr(self.schedule) if self.schedule is not None else None
+        temporary = run_dir / "snapshots" / ".snapshots.json.tmp"
+        temporary.write_text(json.dumps(index, indent=2) + "\n")
+        os.replace(temporary, run_dir / "snapshots" / "snapshots.json")
+
+    def summary(self) -> dict[str, Any]:
+        """``{"count", "steps", "planned_steps", "files"}`` for the run summary's ``extra``."""
+        return {
+            "count": len(self.taken),
+            "steps": list(self.taken),
+            "planned_steps": list(self.steps),
+            "files": [f"snapshots/{name}" for name in self.files if name],
+        }
+
+    def on_fit_end(self, state: TrainState) -> None:
+        if state.run_dir is not None and state.is_main_process and self.taken:
+            self._write_index(Path(state.run_dir))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"taken": list(self.taken), "files": list(self.files)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.taken = [int(step) for step in state_dict.get("taken", [])]
+        self.files = [str(name) for name in state_dict.get("files", [])]
