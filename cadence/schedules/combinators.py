@@ -180,10 +180,12 @@ class Repeat(Schedule):
     """``schedule`` repeated forever; cycle ``i`` (0-based) is ``schedule`` stretched to length ``L_i``.
 
     ``L_i = D · cycle_mult^i`` where ``D`` is the schedule's (finite) duration; when ``cycle_mult != 1`` the
-    length is rounded to the nearest whole step (at least 1), so every restart falls on a step. With an
-    integer ``D`` and an integer ``cycle_mult`` nothing is rounded (torch's ``CosineAnnealingWarmRestarts``
-    with ``T_mult``). In cycle ``i`` the value is ``decay_floor + (v - decay_floor) · decay^i`` where ``v``
-    is the schedule's value, i.e. the distance to ``decay_floor`` shrinks by ``decay`` per cycle.
+    length is rounded to the nearest whole step (halves round up; at least 1), so every restart falls on a
+    step: ``D=10, cycle_mult=1.5`` gives 10, 15, 23, 34, ... With an integer ``D`` and an integer
+    ``cycle_mult`` nothing is rounded (torch's ``CosineAnnealingWarmRestarts`` with ``T_mult``).
+
+    In cycle ``i`` the value is ``decay_floor + (v - decay_floor) · decay^i`` where ``v`` is the schedule's
+    value, i.e. the distance to ``decay_floor`` shrinks by ``decay`` per cycle.
     """
 
     call_name = "repeat"
@@ -207,7 +209,7 @@ class Repeat(Schedule):
         """Length in steps of cycle ``index`` (0-based)."""
         if self.cycle_mult == 1.0:
             return self.schedule.duration
-        return max(1.0, float(round(self.schedule.duration * self.cycle_mult**index)))
+        return max(1.0, float(math.floor(self.schedule.duration * self.cycle_mult**index + 0.5)))
 
     def cycle_at(self, t: float) -> tuple[int, float, float]:
         """``(index, start, length)`` of the cycle that contains local time ``t``."""
