@@ -1,0 +1,152 @@
+"""Checkpoint files: atomic writes, weights_only loading, pruning, RNG state."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from trainer_helpers import as_list, make_data, make_model
+
+from cadence.train import checkpoint as checkpoints
+from cadence.train.trainer import Trainer
+
+
+def _payload(value: float) -> dict:
+    return {"trainer": {"step": 1}, "weights": torch.full((3,), value)}
+
+
+def test_save_is_atomic_when_writing_crashes(tmp_path, monkeypatch):
+    first = checkpoints.save_checkpoint(_payload(1.0), checkpoints.checkpoint_path(tmp_path, 1))
+    real_save = torch.save
+
+    def partial_then_crash(obj, file, *args, **kwargs):
+        file.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", partial_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoints.save_checkpoint(_payload(2.0), checkpoints.checkpoint_path(tmp_path, 2))
+    monkeypatch.setattr(torch, "save", real_save)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [first.name]  # no temp file, no step 2
+    assert checkpoints.latest_checkpoint(tmp_path) == first
+    assert torch.equal(checkpoints.load_checkpoint(first)["weights"], torch.full((3,), 1.0))
+
+
+def test_overwriting_replaces_the_whole_file(tmp_path):
+    path = checkpoints.checkpoint_path(tmp_path, 5)
+    checkpoints.save_checkpoint(_payload(1.0), path)
+    checkpoints.save_checkpoint(_payload(3.0), path)
+    assert torch.equal(checkpoints.load_checkpoint(path)["weights"], torch.full((3,), 3.0))
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "step-00000001.pt"
+    torch.save({"trainer": {"step": 1}, "surprise": RunsCode(marker)}, path)
+    with pytest.raises(checkpoints.CheckpointError, match="could run code"):
+        checkpoints.load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_truncated_and_foreign_files_give_clear_errors(tmp_path):
+    path = tmp_path / "step-00000001.pt"
+    checkpoints.save_checkpoint(_payload(1.0), path)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(checkpoints.CheckpointError, match="unreadable or truncated"):
+        checkpoints.load_checkpoint(path)
+    torch.save({"weights": torch.ones(2)}, path)
+    with pytest.raises(checkpoints.CheckpointError, match="not a cadence Trainer checkpoint"):
+        checkpoints.load_checkpoint(path)
+    with pytest.raises(checkpoints.CheckpointError, match="no checkpoint file"):
+        checkpoints.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_prune_keeps_the_newest(tmp_path):
+    for step in (3, 10, 7, 120):
+        checkpoints.save_checkpoint(_payload(float(step)), checkpoints.checkpoint_path(tmp_path, step))
+    (tmp_path / ".step-00000200.pt.abc.tmp").write_bytes(b"")
+    removed = checkpoints.prune_checkpoints(tmp_path, keep=2)
+    assert [path.name for path in removed] == ["step-00000003.pt", "step-00000007.pt"]
+    assert [path.name for path in checkpoints.list_checkpoints(tmp_path)] == [
+        "step-00000010.pt",
+        "step-00000120.pt",
+    ]
+
+
+def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    np.random.randn()  # leaves a cached gaussian in numpy's state
+    state = checkpoints.capture_rng_state()
+    expected = (torch.rand(3), np.random.randn(3), random.random())
+    path = checkpoints.save_checkpoint({"trainer": {}, "rng": state}, tmp_path / "step-00000001.pt")
+    torch.manual_seed(9), np.random.seed(9), random.seed(9)
+    checkpoints.restore_rng_state(checkpoints.load_checkpoint(path)["rng"])
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.randn(3), expected[1])
+    assert random.random() == expected[2]
+
+
+def test_trainer_keeps_the_last_k_and_a_crash_while_saving_keeps_the_previous_one(tmp_path, monkeypatch):
+    inputs, targets = make_data(samples=32)
+    model = make_model()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        F.cross_entropy,
+        as_list(inputs, targets, 8),
+        epochs=2,
+        run_dir=tmp_path,
+        checkpoint_every_steps=1,
+        keep_checkpoints=3,
+        progress=False,
+    )
+    trainer.fit()
+    names = [path.name for path in checkpoints.list_checkpoints(tmp_path / "checkpoints")]
+    assert names == ["step-00000006.pt", "step-00000007.pt", "step-00000008.pt"]
+
+    calls = {"count": 0}
+    real_save = torch.save
+
+    def crash_on_third(obj, file, *args, **kwargs):
+        calls["count"] += 1
+        if calls["count"] == 3:
+            file.write(b"garbage")
+            raise RuntimeError("killed while writing")
+        return real_save(obj, file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", crash_on_third)
+    run_dir = tmp_path / "second"
+    model = make_model()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        F.cross_entropy,
+        as_list(inputs, targets, 8),
+        epochs=2,
+        run_dir=run_dir,
+        checkpoint_every_steps=1,
+        checkpoint_every_epochs=None,
+        progress=False,
+    )
+    with pytest.raises(RuntimeError, match="killed while writing"):
+        trainer.fit()
+    monkeypatch.setattr(torch, "save", real_save)
+    remaining = checkpoints.list_checkpoints(run_dir / "checkpoints")
+    assert [path.name for path in remaining] == ["step-00000001.pt", "step-00000002.pt"]
+    assert checkpoints.load_checkpoint(remaining[-1])["trainer"]["step"] == 2
+    assert [path.name for path in (run_dir / "checkpoints").iterdir()] != []
+    assert all(not path.name.endswith(".tmp") for path in (run_dir / "checkpoints").iterdir())
+    meta = (run_dir / "meta.json").read_text()
+    assert '"status": "failed"' in meta
+    assert "killed while writing" in meta
