@@ -38,14 +38,23 @@ from cadence.distributed.environment import (
     main_process_first,
 )
 from cadence.distributed.launch import find_free_port, launch_local, strip_nproc
+from cadence.distributed.scaling import (
+    LRScalingPlan,
+    ScaledSchedule,
+    derive_warmup_steps,
+    lr_scaling_plan,
+)
 
 __all__ = [
+    "LRScalingPlan",
+    "ScaledSchedule",
     "all_reduce_mean",
     "all_reduce_sum_tensor",
     "barrier",
     "broadcast_object",
     "check_world_size",
     "default_device",
+    "derive_warmup_steps",
     "find_free_port",
     "get_local_rank",
     "get_rank",
@@ -55,6 +64,7 @@ __all__ = [
     "is_main_process",
     "launch_local",
     "launched_by_torchrun",
+    "lr_scaling_plan",
     "main_process_first",
     "strip_nproc",
     "unwrap_model",

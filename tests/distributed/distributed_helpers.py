@@ -1,0 +1,60 @@
+"""Run a function in several gloo processes on CPU (torch.multiprocessing spawn, free port)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from cadence.distributed import find_free_port
+
+
+def _entry(rank: int, function: Callable[..., Any], world_size: int, port: int, args: tuple) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    from cadence.distributed import init_from_env
+
+    init_from_env("gloo", timeout_s=60)
+    try:
+        function(rank, *args)
+    finally:
+        dist.destroy_process_group()
+
+
+def run_ranks(function: Callable[..., Any], *args: Any, world_size: int = 2) -> None:
+    """Call ``function(rank, *args)`` on ``world_size`` processes joined in one gloo group."""
+    # forkserver: torch is imported once in the server process, then each rank is a cheap fork of it
+    # (plain fork is unsafe after the parent has used OpenMP threads; spawn re-imports torch every time).
+    # DistributedDataParallel imports torch._dynamo on construction (seconds): preload it as well.
+    mp.set_forkserver_preload(
+        ["torch", "torch._dynamo", "torch.distributed", "cadence.distributed", __name__]
+    )
+    mp.start_processes(
+        _entry,
+        args=(function, world_size, find_free_port(), args),
+        nprocs=world_size,
+        start_method="forkserver",
+    )
+
+
+def save_result(directory: Path, rank: int, value: Any) -> None:
+    torch.save(value, Path(directory) / f"rank{rank}.pt")
+
+
+def load_results(directory: Path, world_size: int = 2) -> list[Any]:
+    return [torch.load(Path(directory) / f"rank{rank}.pt", weights_only=False) for rank in range(world_size)]
+
+
+def do_nothing(rank: int) -> None:
+    """Used to start the fork server once, before the first timed test."""
