@@ -1,4 +1,4 @@
-"""Applying schedules: set_hyperparams on the common optimizers, and the LRScheduler adapter's exact resume."""
+"""Applying schedules: set_hyperparams on common optimizers, and the LRScheduler adapter's exact resume."""
 
 from __future__ import annotations
 

@@ -101,7 +101,7 @@ def test_config_errors_list_valid_names_and_keys() -> None:
         from_config({"name": "one_cylce", "max_lr": 0.1})
     with pytest.raises(ConfigError, match="valid keys: max_lr, total_steps, pct_start, div_factor"):
         from_config({"name": "one_cycle", "max_lr": 0.1, "total_steps": 100, "warmup": 3})
-    with pytest.raises(ConfigError, match="missing key.*'total_steps'.*required keys: max_lr, total_steps"):
+    with pytest.raises(ConfigError, match=r"missing key.*'total_steps'.*required keys: max_lr, total_steps"):
         from_config({"name": "one_cycle", "max_lr": 0.1})
     with pytest.raises(ConfigError, match="needs a 'name'"):
         from_config({"max_lr": 0.1})
@@ -113,7 +113,7 @@ def test_config_errors_list_valid_names_and_keys() -> None:
 
 def test_custom_scale_fn_cannot_go_into_a_config() -> None:
     custom = cyclic(0.01, 0.1, 10, scale_fn=lambda cycle: 0.5**cycle)
-    with pytest.raises(ConfigError, match="scale_fn cannot be stored in a config.*'triangular2'"):
+    with pytest.raises(ConfigError, match=r"scale_fn cannot be stored in a config.*'triangular2'"):
         to_config(custom)
     with pytest.raises(ConfigError, match="scale_fn cannot be stored in a config"):
         from_config({"name": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "scale_fn": "half"})
