@@ -382,6 +382,9 @@ def _schedule_from_table(
     required, optional = schedule_keys(name)
     valid = ["name", *required, *optional]
     converted = epochs_to_steps(table, valid, steps_per_epoch, where)
+    for key in converted:
+        if key not in valid:
+            raise _unknown_key(where, key, valid)
     for key, value in list(converted.items()):
         if isinstance(value, Mapping) and "name" in value:
             converted[key] = _schedule_from_table(value, f"{where}.{key}", steps_per_epoch, total_steps)
