@@ -29,6 +29,7 @@ from cadence.callbacks.snapshot import atomic_save
 from cadence.ensembles import unwrap_model
 from cadence.errors import ConfigError
 from cadence.hyperparams import resolve, set_hyperparams
+from cadence.tracking.run import update_summary_extra
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
 
@@ -142,6 +143,7 @@ class _Averaging(Callback):
             state.metrics.update(self.results)
         if state.run_dir is not None and state.is_main_process:
             atomic_save(self.averaged.module.state_dict(), Path(state.run_dir) / self.filename)
+            update_summary_extra(state.run_dir, {self.prefix.rstrip("_"): self.summary()})
 
     def summary(self) -> dict[str, Any]:
         """What to record under the run summary's ``extra``: count, file and final metrics."""

@@ -8,7 +8,8 @@ end (``cycle_ends(total_steps)``, implemented by ``snapshot_cosine``, ``cosine_r
 are a pure function of the schedule and ``total_steps`` — which is what makes resume exact.
 
 Files: ``run_dir/snapshots/snapshot-{k}.pt`` (k = 1..M, the model's ``state_dict``, written atomically) and
-``run_dir/snapshots/snapshots.json`` (steps, files, schedule). Evaluate them with ``cadence ensemble RUN_DIR``
+``run_dir/snapshots/snapshots.json`` (steps, files, schedule); the count and steps also go to
+``summary.json`` under ``extra.snapshot_ensemble``. Evaluate them with ``cadence ensemble RUN_DIR``
 or :class:`cadence.ensembles.Ensemble`.
 """
 
@@ -25,6 +26,7 @@ import torch
 
 from cadence.ensembles import unwrap_model
 from cadence.errors import ConfigError
+from cadence.tracking.run import update_summary_extra
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
 
@@ -165,8 +167,10 @@ class SnapshotEnsemble(Callback):
         }
 
     def on_fit_end(self, state: TrainState) -> None:
-        if state.run_dir is not None and state.is_main_process and self.taken:
-            self._write_index(Path(state.run_dir))
+        if state.run_dir is not None and state.is_main_process:
+            if self.taken:
+                self._write_index(Path(state.run_dir))
+            update_summary_extra(state.run_dir, {"snapshot_ensemble": self.summary()})
 
     def state_dict(self) -> dict[str, Any]:
         return {"taken": list(self.taken), "files": list(self.files)}
