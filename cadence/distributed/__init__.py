@@ -38,6 +38,7 @@ from cadence.distributed.environment import (
     main_process_first,
 )
 from cadence.distributed.launch import find_free_port, launch_local, strip_nproc
+from cadence.distributed.record import RecordLRScaling
 from cadence.distributed.scaling import (
     LRScalingPlan,
     ScaledSchedule,
@@ -47,6 +48,7 @@ from cadence.distributed.scaling import (
 
 __all__ = [
     "LRScalingPlan",
+    "RecordLRScaling",
     "ScaledSchedule",
     "all_reduce_mean",
     "all_reduce_sum_tensor",
