@@ -535,7 +535,7 @@ class Trainer:
                 loss_fn=self.loss_fn,
                 train_data=self.train_data,
                 run_dir=self.run_dir,
-                precision=self.precision,
+                precision=self.precision.mode,
                 accumulation_steps=self.accumulation_steps,
             )
         )
@@ -595,7 +595,13 @@ class Trainer:
             return {}
         from cadence.schedules import to_config
 
-        return {key: to_config(value) for key, value in self.schedules.items() if callable(value)}
+        configs = {}
+        for key, value in self.schedules.items():
+            with contextlib.suppress(
+                Exception
+            ):  # a schedule without a config form: the finder's record is reused
+                configs[key] = to_config(value)
+        return configs
 
     def _load_checkpoint(self, state: TrainState, saved: dict[str, Any]) -> None:
         trainer = saved["trainer"]

@@ -341,3 +341,49 @@ def test_loss_is_logged_per_step_and_matches_a_hand_written_loop():
             expected.append(loss.item())
     assert losses == expected
     assert all(math.isfinite(value) for value in losses)
+
+
+def test_auto_learning_rate_is_resolved_before_on_fit_start_and_kept_on_resume(tmp_path, monkeypatch):
+    import cadence.lr_finder
+    from cadence.schedules import one_cycle
+
+    calls = []
+
+    def fake_resolve(schedules, **pieces):
+        calls.append(pieces)
+        return {
+            key: value.with_lr(0.05) if value.needs_lr_finder else value for key, value in schedules.items()
+        }
+
+    monkeypatch.setattr(cadence.lr_finder, "resolve_auto_schedules", fake_resolve)
+    seen = []
+
+    class Look(Callback):
+        def on_fit_start(self, state):
+            seen.append(len(calls))
+
+        def on_batch_start(self, state):
+            seen.append(state.hyperparams["lr"])
+
+    def build():
+        return trainer_for(
+            epochs=2,
+            schedules={"lr": one_cycle(max_lr="auto", total_steps=8)},
+            run_dir=tmp_path,
+            callbacks=[Look()],
+            accumulation_steps=2,
+        )
+
+    trainer = build()
+    trainer.fit()
+    assert seen[0] == 1
+    assert calls[0]["accumulation_steps"] == 2
+    assert calls[0]["precision"] == "fp32"
+    assert calls[0]["run_dir"] == tmp_path
+    assert trainer.schedules["lr"] == one_cycle(max_lr=0.05, total_steps=8)
+    assert seen[1:] == [trainer.schedules["lr"](step) for step in (0, 0, 1, 1, 2, 2, 3, 3)]
+    assert "max_lr=0.05" in json.loads((tmp_path / "meta.json").read_text())["schedules"]["lr"]
+    resumed = build()
+    resumed.fit(resume=tmp_path / "checkpoints" / "step-00000004.pt")
+    assert len(calls) == 1  # the resolved schedule came from the checkpoint
+    assert resumed.schedules["lr"] == trainer.schedules["lr"]
