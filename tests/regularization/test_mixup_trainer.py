@@ -1,5 +1,6 @@
 """Mixup inside the Trainer: composes with label smoothing and resumes exactly."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -7,6 +8,15 @@ from cadence.callbacks.mixup import Mixup
 from cadence.data import TensorLoader
 from cadence.train.callback import Callback
 from cadence.train.trainer import Trainer
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: extra threads only add contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 class RecordTargets(Callback):
