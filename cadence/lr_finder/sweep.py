@@ -22,7 +22,7 @@ from cadence.lr_finder.result import LRCurve, LRFinderResult, assess_trust
 from cadence.lr_finder.state import TrainingSnapshot
 from cadence.lr_finder.suggestions import METHODS, suggest
 
-__all__ = ["find_lr", "planned_lrs"]
+__all__ = ["choose_weight_decay", "find_lr", "planned_lrs"]
 
 MODES = ("exp", "linear")
 PRECISIONS = (None, "fp32", "bf16", "fp16")
@@ -270,6 +270,26 @@ def _progress_bar(enabled: bool, total: int):
     return tqdm(total=total, desc="find_lr", leave=False)
 
 
+def choose_weight_decay(rows: Sequence[dict[str, Any]], tolerance: float = 0.02) -> float:
+    """Smith's rule for the weight-decay sweep: the largest LR at the lowest loss.
+
+    ``rows`` hold ``weight_decay``, ``min_loss`` (lowest smoothed loss of its sweep) and ``suggestion``
+    (its suggested LR). Among the rows whose ``min_loss`` is within ``tolerance`` (relative) of the best
+    ``min_loss``, return the weight decay with the largest suggestion (ties: the lower loss).
+
+    >>> choose_weight_decay([{"weight_decay": 0.0, "min_loss": 1.0, "suggestion": 0.1},
+    ...                      {"weight_decay": 1e-4, "min_loss": 1.01, "suggestion": 0.3},
+    ...                      {"weight_decay": 1e-2, "min_loss": 1.5, "suggestion": 1.0}])
+    0.0001
+    """
+    usable = [row for row in rows if math.isfinite(row["min_loss"]) and math.isfinite(row["suggestion"])]
+    if not usable:
+        return rows[0]["weight_decay"]
+    best_loss = min(row["min_loss"] for row in usable)
+    eligible = [row for row in usable if row["min_loss"] <= best_loss + tolerance * abs(best_loss)]
+    return max(eligible, key=lambda row: (row["suggestion"], -row["min_loss"]))["weight_decay"]
+
+
 # --------------------------------------------------------------------------------------------- find_lr
 def find_lr(
     model: nn.Module,
@@ -389,22 +409,14 @@ def find_lr(
     if weight_decays is not None:
         for decay, members in groups.items():
             means = _geometric_means(members)
-            suggestion = means.get(method, next(iter(means.values()), float("nan")))
             summary_rows.append(
                 {
                     "weight_decay": decay,
                     "min_loss": float(np.mean([c.min_loss for c in members])),
-                    "suggestion": suggestion,
+                    "suggestion": means.get(method, next(iter(means.values()), float("nan"))),
                 }
             )
-        finite_rows = [row for row in summary_rows if math.isfinite(row["min_loss"])] or summary_rows
-        best_loss = min(row["min_loss"] for row in finite_rows)
-        eligible = [
-            row
-            for row in finite_rows
-            if row["min_loss"] <= best_loss + weight_decay_tolerance * abs(best_loss)
-        ]
-        chosen = max(eligible, key=lambda row: (row["suggestion"], -row["min_loss"]))["weight_decay"]
+        chosen = choose_weight_decay(summary_rows, weight_decay_tolerance)
     members = groups[chosen]
     main = members[0]
     suggestions = _geometric_means(members)
