@@ -59,7 +59,9 @@ def read_cifar_batch(raw: bytes, origin: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         batch = SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except pickle.UnpicklingError as error:
-        raise ConfigError(f"{origin}: not a CIFAR batch, unsafe or corrupt pickle ({error})") from error
+        if str(error).startswith("refusing"):
+            raise ConfigError(f"{origin}: unsafe pickle, not a CIFAR batch ({error})") from error
+        raise ConfigError(f"{origin}: corrupt or truncated CIFAR batch ({error})") from error
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as error:
         raise ConfigError(f"{origin}: corrupt or truncated CIFAR batch ({error!r})") from error
     if not isinstance(batch, dict):
