@@ -1,0 +1,152 @@
+"""launch_local starts N ranks like torchrun; ``cadence train --nproc 2`` runs end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cadence.distributed import launch_local, strip_nproc
+from cadence.errors import ConfigError
+from cadence.schedules import one_cycle
+
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
+
+RANK_PROGRAM = """
+import sys
+import time
+from pathlib import Path
+
+from cadence import distributed
+
+assert distributed.init_from_env()  # gloo on CPU, from the environment launch_local set
+rank = distributed.get_rank()
+Path(sys.argv[1], f"rank{rank}.json").write_text(
+    '{"rank": %d, "world_size": %d, "local_rank": %d, "mean": %r}'
+    % (rank, distributed.get_world_size(), distributed.get_local_rank(),
+       distributed.all_reduce_mean({"value": float(rank)})["value"])
+)
+distributed.barrier()
+if rank == 1:
+    sys.exit(int(sys.argv[2]))
+time.sleep(600)  # rank 0 hangs: the launcher must stop it once rank 1 has failed
+"""
+
+
+def test_launch_local_sets_the_torchrun_environment_and_propagates_exit_codes(tmp_path):
+    (tmp_path / "rank_program.py").write_text(textwrap.dedent(RANK_PROGRAM))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env.pop("WORLD_SIZE", None)
+    # rank 1 exits with 3; rank 0 hangs until the launcher stops it
+    assert launch_local(2, [str(tmp_path), "3"], module="rank_program", env=env) == 3
+    records = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
+    assert records == [
+        {"rank": 0, "world_size": 2, "local_rank": 0, "mean": 0.5},
+        {"rank": 1, "world_size": 2, "local_rank": 1, "mean": 0.5},
+    ]
+
+
+def test_launch_local_rejects_a_bad_process_count():
+    with pytest.raises(ConfigError, match="--nproc=0"):
+        launch_local(0, ["train"])
+
+
+def test_strip_nproc():
+    assert strip_nproc(["train", "a.toml", "--nproc", "2", "--set", "x=1", "--nproc=4"]) == [
+        "train",
+        "a.toml",
+        "--set",
+        "x=1",
+    ]
+
+
+CONFIG = """
+[data]
+name = "synthetic"
+num_train = 256
+num_test = 64
+
+[model]
+name = "mlp"
+
+[optimizer]
+name = "sgd"
+momentum = 0.9
+
+[schedule]
+name = "one_cycle"
+max_lr = 0.05
+
+[train]
+epochs = 2
+batch_size = 16
+seed = 0
+
+[distributed]
+lr_scaling = "linear"
+base_batch_size = 16
+warmup_steps = 4
+"""
+
+
+def test_cadence_train_nproc_2_end_to_end(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(CONFIG)
+    run_dir = tmp_path / "run"
+    env = {key: value for key, value in os.environ.items() if key not in ("WORLD_SIZE", "RANK")}
+    result = subprocess.run(
+        [sys.executable, "-m", "cadence", "train", str(config), "--nproc", "2", "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert summary["status"] == "completed"
+    assert meta["world_size"] == 2
+    # 256 examples / (16 per rank × 2 ranks) = 8 steps per epoch, 2 epochs
+    assert summary["steps"] == meta["total_steps"] == 16
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [record for record in records if record["kind"] == "train"]
+    assert [record["step"] for record in train] == list(range(1, 17))  # written once, by rank 0 only
+    assert sum(record["kind"] == "eval" for record in records) == 2
+    # the LR followed the plan: global batch 32 = 2 × base 16 -> factor 2, warmup over 4 steps from 1×
+    base = one_cycle(0.05, total_steps=16)
+    multipliers = [1.0, 1.25, 1.5, 1.75] + [2.0] * 12
+    assert [record["lr"] for record in train] == pytest.approx(
+        [multiplier * base(step) for step, multiplier in enumerate(multipliers)], rel=1e-9
+    )
+
+
+def test_cadence_train_nproc_reports_a_bad_config_before_starting_processes(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(CONFIG.replace('lr_scaling = "linear"', 'lr_scaling = "cubic"'))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cadence",
+            "train",
+            str(config),
+            "--nproc",
+            "2",
+            "--run-dir",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "lr_scaling" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not Path(tmp_path / "r").exists()
