@@ -24,7 +24,7 @@ selected operations in the low-precision type.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -75,14 +75,11 @@ class Precision:
     def __repr__(self) -> str:
         return f"Precision({self.mode!r}, {self.device_type!r})"
 
-    @contextlib.contextmanager
-    def autocast(self) -> Iterator[None]:
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
         """Context for the forward pass and the loss: autocast in bf16/fp16, nothing in fp32."""
         if self.dtype is None:
-            yield
-            return
-        with torch.autocast(self.device_type, dtype=self.dtype):
-            yield
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
 
     def backward(self, loss: torch.Tensor) -> None:
         """``loss.backward()``, of the scaled loss under fp16."""

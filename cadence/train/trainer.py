@@ -234,7 +234,7 @@ class Trainer:
             micro += 1
             if micro == group_size:
                 micro = 0
-                self._optimizer_step(state, loss_sum / group_size)
+                self._optimizer_step(state, loss_sum / group_size if group_size > 1 else loss_sum)
                 if state.should_stop or state.step >= state.total_steps:
                     break
         if micro:  # the data ran out inside a group (an iterable shorter than it said)
@@ -410,7 +410,7 @@ class Trainer:
             "device": str(self.device),
             "seed": self.seed,
             "world_size": state.world_size,
-            "git_revision": git_revision(),
+            "git_revision": git_revision() if self._writer.enabled else None,
             "schedules": {key: repr(value) for key, value in self.schedules.items()},
             "total_steps": state.total_steps,
             "steps_per_epoch": state.steps_per_epoch,
