@@ -579,8 +579,8 @@ class RampSustainDecay(Recipe):
     ``lr(t) = start_lr + (max_lr - start_lr) · t / ramp_steps`` for ``t < ramp_steps``, ``max_lr`` for the
     next ``sustain_steps``, then ``(max_lr - min_lr) · decay^((t - ramp_steps - sustain_steps) /
     decay_steps) + min_lr``. With ``start_lr = min_lr = 1e-3``, ``max_lr = 2e-3``, ``ramp_steps=6``,
-    ``sustain_steps=0``, ``decay=0.5`` and one step per epoch this is the 24-epoch curve of Martin Görner's
-    "TensorFlow, Keras and deep learning, without a PhD" talk (Google Cloud Next 2019).
+    ``sustain_steps=0``, ``decay=0.5`` and one step per epoch this is the well-known 24-epoch curve of Martin
+    Görner's TensorFlow/Keras talks and TPU codelabs (2019).
     """
 
     call_name = "ramp_sustain_decay"
