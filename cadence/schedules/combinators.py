@@ -9,6 +9,7 @@
 
 Example (optax's ``warmup_cosine_decay_schedule`` in one line)::
 
+    >>> from cadence.schedules import cosine, warmup
     >>> schedule = warmup(cosine(1.0, 0.0, steps=90), warmup_steps=10)
     >>> schedule(5), schedule(10), schedule(55)
     (0.5, 1.0, 0.5)

@@ -5,6 +5,7 @@ Every recipe in :mod:`cadence.schedules.recipes` is a few primitives glued by th
 
 Example::
 
+    >>> from cadence.schedules import cosine, linear
     >>> cosine(1.0, 0.0, steps=100)(50)
     0.5
     >>> linear(0.0, 1.0, steps=10)(25)   # past the end: clamped to the final value

@@ -157,8 +157,8 @@ class OneCycle(Recipe):
     Example::
 
         >>> schedule = one_cycle(0.1, total_steps=1000)
-        >>> schedule(0), schedule(299), schedule(999)   # initial, peak, final
-        (0.004, 0.1, 4e-07)
+        >>> [round(schedule(step), 9) for step in (0, 299, 999, 5000)]   # start, peak, end, held
+        [0.004, 0.1, 4e-07, 4e-07]
     """
 
     call_name = "one_cycle"
@@ -338,7 +338,7 @@ class Cyclic(_CyclicBase):
     (``"exp_range"``), or a custom ``scale_fn`` of ``c`` (``scale_mode="cycle"``) or of ``t``
     (``"iterations"``). As in torch, ``scale_mode`` only applies to a custom ``scale_fn``. Equal to torch's
     ``CyclicLR`` and to TensorFlow Addons' ``CyclicalLearningRate`` (its ``step_size`` is ``step_size_up``).
-    A custom ``scale_fn`` works in code but cannot be stored in a config.
+    A custom ``scale_fn`` works in code but cannot be stored in a config (nor pickled, if it is a lambda).
 
     The momentum that torch cycles opposite to the LR (``cycle_momentum=True``) is :meth:`momentum`.
 
