@@ -191,8 +191,9 @@ class SWA(_Averaging):
             :class:`SWALRSchedule`): in ``on_batch_start`` the callback writes that value into every param
             group (times its ``lr_scale``) and into ``state.hyperparams["lr"]``, after the Trainer has
             applied its schedules for the step. It needs the Trainer's LR schedule: ``schedule=`` or the
-            Trainer's ``state.schedules["lr"]``. Equivalent and more explicit: train with
-            ``SWA.lr_schedule(base, total_steps)`` as the ``"lr"`` schedule and ``lr=None``.
+            Trainer's ``state.schedules["lr"]`` if the Trainer exposes it. Equivalent and more explicit: train
+            with ``SWALRSchedule(base, start_step, swa_lr, anneal_steps)`` (or ``SWA(lr=...).lr_schedule(base,
+            total_steps)``) as the Trainer's ``"lr"`` schedule and average with ``SWA(start, lr=None)``.
         anneal_steps: length of the LR annealing to ``lr`` (0 = switch at once).
         anneal: ``"cos"`` or ``"linear"``.
         update_every: average every this many updates (1 = every step).
@@ -260,8 +261,8 @@ class SWA(_Averaging):
                 base = schedules.get("lr") if isinstance(schedules, dict) else None
             if base is None:
                 raise ConfigError(
-                    "SWA(lr=...) needs the Trainer's LR schedule: pass SWA(..., schedule=the_lr_schedule) "
-                    "or train with SWA.lr_schedule(base, total_steps) and lr=None"
+                    "SWA(lr=...) needs the Trainer's LR schedule: pass SWA(..., schedule=the_lr_schedule), "
+                    "or train with SWALRSchedule(base, start_step, swa_lr) as the 'lr' schedule, SWA(lr=None)"
                 )
             self._lr_schedule = self.lr_schedule(base, state.total_steps)
 

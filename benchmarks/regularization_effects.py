@@ -1,0 +1,181 @@
+"""Label smoothing 0.1 and mixup 0.2 vs none at the same budget, several seeds.
+
+    python benchmarks/regularization_effects.py            # MNIST-1D + Fashion-MNIST cnn28 subset, 3 seeds
+    python benchmarks/regularization_effects.py --quick    # a smoke run: 1 seed, 2 epochs
+
+Every run: the same model, data order, SGD (Nesterov momentum 0.9, weight decay 5e-4) and one cosine LR decay
+from ``max_lr`` to 0 over the run, through :class:`cadence.train.trainer.Trainer`. The variants differ only in
+the targets: ``none`` (integer labels), ``label smoothing 0.1`` (``Trainer(label_smoothing=0.1)``) and
+``mixup 0.2`` (the :class:`cadence.callbacks.mixup.Mixup` callback, ``alpha=0.2``, whole run). Reported: test
+accuracy and test NLL (cross-entropy against the true labels) mean ± std over seeds, and the per-seed
+differences to ``none``. Results: benchmarks/results/regularization_effects.md (+ .json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from cadence import models
+from cadence.callbacks.mixup import Mixup
+from cadence.data import TensorLoader, load
+from cadence.schedules import cosine
+from cadence.train.trainer import Trainer
+
+RESULTS = Path(__file__).parent / "results"
+
+SETUPS = {
+    "mnist1d": {
+        "load": {"name": "mnist1d"},
+        "model": "cnn1d",
+        "epochs": 20,
+        "batch_size": 100,
+        "max_lr": 0.1,
+        "note": "MNIST-1D (4000 train / 1000 test), reference CNN (cnn1d), {epochs} epochs of batch 100",
+    },
+    "fashion-mnist": {
+        "load": {"name": "fashion-mnist", "subset": 4000, "test_size": 2000, "normalize": True},
+        "model": "cnn28",
+        "epochs": 6,
+        "batch_size": 100,
+        "max_lr": 0.05,
+        "note": "Fashion-MNIST subset (4000 train / 2000 test images), cnn28, {epochs} epochs of batch 100",
+    },
+}
+
+VARIANTS = {
+    "none": {"label_smoothing": 0.0, "mixup": None},
+    "label smoothing 0.1": {"label_smoothing": 0.1, "mixup": None},
+    "mixup 0.2": {"label_smoothing": 0.0, "mixup": 0.2},
+}
+
+
+def run(setup: dict, data, seed: int, epochs: int, variant: dict) -> dict:
+    torch.manual_seed(seed)
+    model = models.create(setup["model"], num_classes=data.num_classes, input_shape=data.input_shape)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=setup["max_lr"], momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
+    train = TensorLoader(data.train.inputs, data.train.targets, setup["batch_size"], seed=seed)
+    total_steps = epochs * math.ceil(len(data.train) / setup["batch_size"])
+    callbacks = [Mixup(alpha=variant["mixup"])] if variant["mixup"] else []
+    trainer = Trainer(
+        model,
+        optimizer,
+        F.cross_entropy,
+        train,
+        total_steps=total_steps,
+        schedules={"lr": cosine(setup["max_lr"], 0.0, total_steps)},
+        callbacks=callbacks,
+        label_smoothing=variant["label_smoothing"],
+        num_classes=data.num_classes,
+        eval_every_epochs=None,
+        checkpoint_every_epochs=None,
+        progress=False,
+        device="cpu",
+        seed=seed,
+    )
+    started = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - started
+    model.eval()
+    inputs, targets = data.test.inputs, data.test.targets
+    with torch.no_grad():
+        outputs = torch.cat([model(inputs[i : i + 500]) for i in range(0, len(inputs), 500)])
+    return {
+        "accuracy": float((outputs.argmax(1) == targets).float().mean()),
+        "nll": float(F.cross_entropy(outputs, targets)),
+        "train_seconds": seconds,
+        "total_steps": total_steps,
+    }
+
+
+def _mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{scale * statistics.mean(values):.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def write_report(results: list[dict], args: argparse.Namespace, started: str, wall: float) -> str:
+    lines = [
+        "# Label smoothing and mixup vs none (same budget)",
+        "",
+        f"- date: {started} (UTC); machine: 2-core CPU shared with other jobs, no GPU "
+        f"(torch {torch.__version__}, Python {platform.python_version()}, 1 thread); "
+        f"wall time {wall / 60:.1f} min",
+        "- command: `python benchmarks/regularization_effects.py" + (" --quick" if args.quick else "") + "`",
+        "- optimizer: SGD, Nesterov momentum 0.9, weight decay 5e-4, one cosine decay from max_lr to 0",
+        "",
+    ]
+    for dataset in dict.fromkeys(result["dataset"] for result in results):
+        rows = [result for result in results if result["dataset"] == dataset]
+        seeds = sorted({row["seed"] for row in rows})
+        setup = SETUPS[dataset]
+        note = setup["note"].format(epochs=rows[0]["epochs"])
+        lines += [
+            f"## {dataset}: {len(seeds)} seeds",
+            "",
+            f"{note} ({rows[0]['total_steps']} steps; shrunk to fit a shared CPU), max_lr {setup['max_lr']}.",
+            "",
+            "| targets | test accuracy % (mean ± std) | test NLL | Δ accuracy vs none, per seed (points) |",
+            "|---|---:|---:|---|",
+        ]
+        baseline = {row["seed"]: row for row in rows if row["variant"] == "none"}
+        for name in VARIANTS:
+            chosen = sorted((row for row in rows if row["variant"] == name), key=lambda row: row["seed"])
+            if not chosen:
+                continue
+            accuracy = _mean_std([row["accuracy"] for row in chosen])
+            nll = _mean_std([row["nll"] for row in chosen], scale=1.0, digits=3)
+            deltas = (
+                "–"
+                if name == "none"
+                else ", ".join(
+                    f"{100 * (row['accuracy'] - baseline[row['seed']]['accuracy']):+.1f}"
+                    for row in chosen
+                    if row["seed"] in baseline
+                )
+            )
+            lines.append(f"| {name} | {accuracy} | {nll} | {deltas} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs: check that it runs")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--datasets", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--output", type=Path, default=RESULTS / "regularization_effects.md")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    begin = time.perf_counter()
+    results = []
+    for dataset in args.datasets:
+        setup = SETUPS[dataset]
+        data = load(**setup["load"])
+        epochs = 2 if args.quick else setup["epochs"]
+        for seed in range(1 if args.quick else args.seeds):
+            for name, variant in VARIANTS.items():
+                result = {"dataset": dataset, "seed": seed, "variant": name, "epochs": epochs}
+                result.update(run(setup, data, seed, epochs, variant))
+                results.append(result)
+                print(json.dumps(result), flush=True)
+                args.output.parent.mkdir(parents=True, exist_ok=True)
+                args.output.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    report = write_report(results, args, started, time.perf_counter() - begin)
+    args.output.write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
