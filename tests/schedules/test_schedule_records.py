@@ -150,3 +150,15 @@ def test_auto_lr_placeholder() -> None:
     assert snapshot_cosine("auto", 300, 3).cycle_ends(300) == [99, 199, 299]
     with pytest.raises(ConfigError, match="max_lr must be > 0"):
         one_cycle("auto", 100).with_lr(-1.0)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import cadence.schedules
+    from cadence.schedules import combinators, primitives, recipes
+
+    for module in (cadence.schedules, primitives, combinators, recipes):
+        result = doctest.testmod(module)
+        assert result.attempted > 0
+        assert result.failed == 0, module.__name__
