@@ -1,0 +1,104 @@
+import importlib.util
+import json
+
+import pytest
+
+from cadence.cli.main import main
+
+TINY = """
+[data]
+name = "synthetic"
+num_train = 96
+num_test = 32
+input_shape = [8]
+
+[model]
+name = "mlp"
+hidden_sizes = [16]
+
+[optimizer]
+name = "sgd"
+momentum = 0.9
+
+[schedule]
+name = "one_cycle"
+max_lr = 0.2
+total_epochs = 2
+
+[train]
+epochs = 2
+batch_size = 16
+progress = "off"
+device = "cpu"
+"""
+
+HAVE_TRAINER = (
+    importlib.util.find_spec("cadence.train.trainer") is not None
+    and importlib.util.find_spec("cadence.schedules") is not None
+)
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["--set", "train.epoch=3"], "unknown key train.epoch (did you mean 'epochs'?)"),
+        (["--set", "model.name=cnn2d"], "unknown model 'cnn2d'"),
+        (["--set", "nosection.key=1"], "unknown section 'nosection'"),
+        (["--resume"], "--resume needs --run-dir"),
+        (["--nproc", "0"], "--nproc must be >= 1"),
+    ],
+)
+def test_errors_exit_2_with_one_line(config_path, capsys, overrides, message):
+    assert main(["train", str(config_path), *overrides]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("cadence train: error: ")
+    assert message in error
+    assert error.count("\n") == 1
+    assert "Traceback" not in error
+
+
+def test_missing_config_file(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "missing.toml")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_nproc_launches_processes_with_the_same_arguments(config_path, tmp_path, monkeypatch):
+    import cadence.distributed
+
+    calls = []
+
+    def launch_local(nproc, argv):
+        calls.append((nproc, list(argv)))
+        return 0
+
+    monkeypatch.setattr(cadence.distributed, "launch_local", launch_local)
+    run_dir = tmp_path / "run"
+    argv = ["train", str(config_path), "--nproc", "2", "--run-dir", str(run_dir), "--set", "train.seed=3"]
+    assert main(argv) == 0
+    assert calls == [(2, ["train", str(config_path), "--run-dir", str(run_dir), "--set", "train.seed=3"])]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_TRAINER, reason="needs cadence.train.trainer and cadence.schedules")
+def test_train_end_to_end(config_path, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", str(config_path), "--run-dir", str(run_dir), "--set", "train.seed=1"]) == 0
+    output = capsys.readouterr().out
+    assert "completed after 12 steps" in output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["steps"] == 12
+    assert summary["final"]["val_accuracy"] > 0.5  # separable clusters: learned in 12 steps
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    lrs = [record["lr"] for record in records if record["kind"] == "train"]
+    assert len(lrs) == 12
+    assert max(lrs) == pytest.approx(0.2, rel=0.05)  # one-cycle peak over total_epochs = 2 (12 steps)
+    assert lrs[0] == pytest.approx(0.2 / 25)
+    assert "seed = 1" in (run_dir / "config.toml").read_text()  # the resolved config, overrides applied
