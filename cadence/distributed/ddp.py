@@ -31,6 +31,7 @@ def wrap_model(
     device: torch.device | str | None = None,
     *,
     find_unused_parameters: bool = False,
+    trainable_changes: bool = False,
     static_graph: bool = False,
     sync_batchnorm: bool = False,
     broadcast_buffers: bool = True,
@@ -42,14 +43,22 @@ def wrap_model(
     gradients are averaged over ranks during ``backward()``: one optimizer step then equals a step on the
     global batch (per-device batch × world size) when the loss is a mean over the batch.
 
-    Frozen parameters: parameters with ``requires_grad=False`` *when the model is wrapped* are left out of
-    the gradient reduction, which is what fine-tuning with a frozen backbone needs. Parameters frozen *after*
-    wrapping (FreezeOut, gradual unfreezing) stop producing gradients that DDP still waits for, and the next
-    backward fails with "Expected to have finished reduction in the prior iteration". Pass
-    ``find_unused_parameters=True`` for such runs: DDP then walks the autograd graph after each forward and
-    treats the frozen parameters as unused (their gradients are not updated; the optimizer skips parameters
-    whose ``grad`` is ``None``). It costs one graph traversal per step. ``static_graph=True`` is *not*
-    suitable for freezing mid-run, since it assumes the set of used parameters never changes.
+    Frozen parameters: DDP registers the parameters that have ``requires_grad=True`` *when the model is
+    wrapped*, and expects a gradient for each of them in every backward pass.
+
+    - Frozen for the whole run (fine-tuning with a frozen backbone): nothing to do; frozen parameters are
+      left out of the reduction.
+    - Frozen *during* the run (FreezeOut, :func:`cadence.freezing.freeze_`): the next backward fails with
+      "Expected to have finished reduction in the prior iteration" unless ``find_unused_parameters=True``.
+    - Unfrozen during the run (gradual unfreezing): parameters frozen at wrapping time are not registered,
+      so after unfreezing their gradients would *silently not be averaged* and the ranks' weights drift
+      apart.
+
+    For both mid-run cases pass ``trainable_changes=True``: every parameter is registered (the frozen ones
+    briefly made trainable while wrapping) and ``find_unused_parameters`` is switched on, so DDP walks the
+    autograd graph after each forward and treats currently frozen parameters as unused (their ``grad``
+    stays ``None``; the optimizer skips them). The cost is one graph traversal per step. ``static_graph=True``
+    is not compatible with either case: it assumes the set of used parameters never changes.
 
     ``broadcast_buffers`` (default True) copies rank 0's buffers (BatchNorm running statistics) to the other
     ranks at every forward. ``sync_batchnorm=True`` converts BatchNorm layers to
@@ -65,6 +74,11 @@ def wrap_model(
     if sync_batchnorm:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    frozen = [parameter for parameter in model.parameters() if not parameter.requires_grad]
+    if trainable_changes:
+        find_unused_parameters = True
+        for parameter in frozen:  # registered with DDP now, so that unfreezing later is reduced too
+            parameter.requires_grad_(True)
     device_ids = (
         [device.index if device.index is not None else torch.cuda.current_device()]
         if (device.type == "cuda")
@@ -73,13 +87,18 @@ def wrap_model(
     options: dict[str, Any] = {}
     if not broadcast_buffers:  # the default (True) is left implicit: newer torch deprecates the argument
         options["broadcast_buffers"] = False
-    return DistributedDataParallel(
-        model,
-        device_ids=device_ids,
-        find_unused_parameters=find_unused_parameters,
-        static_graph=static_graph,
-        **options,
-    )
+    try:
+        return DistributedDataParallel(
+            model,
+            device_ids=device_ids,
+            find_unused_parameters=find_unused_parameters,
+            static_graph=static_graph,
+            **options,
+        )
+    finally:
+        if trainable_changes:
+            for parameter in frozen:
+                parameter.requires_grad_(False)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
