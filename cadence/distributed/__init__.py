@@ -17,6 +17,7 @@ Everything works unchanged in a single process (rank 0 of 1), so one loop serves
 See docs/distributed.md for launching on one or several machines and for how the learning rate is scaled.
 """
 
+from cadence.distributed.data import shard_dataloader
 from cadence.distributed.ddp import (
     all_reduce_mean,
     all_reduce_sum_tensor,
@@ -68,6 +69,7 @@ __all__ = [
     "launched_by_torchrun",
     "lr_scaling_plan",
     "main_process_first",
+    "shard_dataloader",
     "strip_nproc",
     "unwrap_model",
     "wrap_model",

@@ -156,3 +156,44 @@ def test_check_world_size_message():
     distributed.check_world_size(1)
     with pytest.raises(ConfigError, match=r"world_size=4 but this run has world_size=2.*--nproc 4"):
         distributed.check_world_size(4, current=2)
+
+
+def dataloader_worker(rank: int, directory: Path) -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    inputs, targets = make_data()
+    loader = distributed.shard_dataloader(
+        DataLoader(TensorDataset(inputs, targets), batch_size=BATCH, shuffle=True)
+    )
+    assert distributed.shard_dataloader(loader) is loader
+    model = make_model()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.3),
+        nn.functional.cross_entropy,
+        loader,
+        epochs=2,
+        device="cpu",
+        progress=False,
+    )
+    trainer.fit()
+    epochs = []
+    for epoch in range(2):
+        loader.sampler.set_epoch(epoch)
+        epochs.append(torch.cat([batch_inputs for batch_inputs, _ in loader]))
+    save_result(
+        directory, rank, {"epochs": epochs, "parameters": parameters_of(model), "length": len(loader)}
+    )
+
+
+def test_dataloader_gets_a_distributed_sampler(ranks, tmp_path):
+    ranks(dataloader_worker, tmp_path)
+    rank0, rank1 = load_results(tmp_path)
+    assert rank0["length"] == rank1["length"] == EXAMPLES // (2 * BATCH)
+    everything = sorted(map(tuple, make_data()[0].tolist()))
+    for epoch in range(2):
+        shards = [rank0["epochs"][epoch], rank1["epochs"][epoch]]
+        assert sorted(map(tuple, torch.cat(shards).tolist())) == everything  # disjoint and complete
+    assert not torch.equal(rank0["epochs"][0], rank0["epochs"][1])  # reshuffled per epoch
+    for got0, got1 in zip(rank0["parameters"], rank1["parameters"]):
+        torch.testing.assert_close(got0, got1, rtol=0, atol=1e-6)
