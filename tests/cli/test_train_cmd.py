@@ -102,3 +102,53 @@ def test_train_end_to_end(config_path, tmp_path, capsys):
     assert max(lrs) == pytest.approx(0.2, rel=0.05)  # one-cycle peak over total_epochs = 2 (12 steps)
     assert lrs[0] == pytest.approx(0.2 / 25)
     assert "seed = 1" in (run_dir / "config.toml").read_text()  # the resolved config, overrides applied
+
+
+
+class CrashError(RuntimeError):
+    pass
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_TRAINER, reason="needs cadence.train.trainer and cadence.schedules")
+def test_config_run_resumes_mid_epoch_exactly(tmp_path):
+    import torch
+
+    from cadence.config import apply_overrides, build_experiment, parse_config, run_config
+    from cadence.train.trainer import Trainer
+
+    config = apply_overrides(parse_config(TINY), ["train.checkpoint_every_steps=2"])
+    straight = run_config(config, tmp_path / "straight")
+
+    experiment = build_experiment(config)
+    training_losses = []
+
+    def crashing_loss(outputs, targets):
+        if torch.is_grad_enabled():  # training, not evaluation
+            training_losses.append(1)
+            if len(training_losses) == 10:  # update 9: in the middle of epoch 2 (6 updates per epoch)
+                raise CrashError("simulated crash")
+        return experiment.loss_fn(outputs, targets)
+
+    trainer = Trainer(
+        experiment.model,
+        experiment.optimizer,
+        crashing_loss,
+        experiment.train_loader,
+        schedules=experiment.schedules,
+        eval_data=experiment.eval_loader,
+        run_dir=tmp_path / "crashed",
+        config=experiment.config,
+        **experiment.trainer_options,
+    )
+    with pytest.raises(CrashError):
+        trainer.fit()
+    checkpoints = sorted(path.name for path in (tmp_path / "crashed" / "checkpoints").glob("*.pt"))
+    assert checkpoints[-1] == "step-00000008.pt"
+    resumed = run_config(config, tmp_path / "crashed", resume=True)
+    lines = (tmp_path / "crashed" / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in lines if json.loads(line)["kind"] == "train"]
+    assert steps == list(range(1, 13))
+    assert resumed.step == straight.step == 12
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
