@@ -143,6 +143,10 @@ class RunWriter:
         self._last_flush = time.monotonic()
         self._csv_columns: dict[str, list[str]] = {}
         self._tensorboard_writer: Any = None
+        if enabled and tensorboard:
+            from cadence.errors import require
+
+            require("tensorboard", "tensorboard", "TensorBoard logging")
         if enabled:
             self.run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -179,9 +183,6 @@ class RunWriter:
             dump(config, self.run_dir / "config.toml")
         write_json(self.run_dir / "meta.json", self.meta)
         if self.tensorboard:
-            from cadence.errors import require
-
-            require("tensorboard", "tensorboard", "TensorBoard logging")
             from torch.utils.tensorboard import SummaryWriter
 
             self._tensorboard_writer = SummaryWriter(str(self.run_dir / "tensorboard"))

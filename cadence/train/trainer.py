@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from cadence import distributed
-from cadence.errors import ConfigError, DivergenceError
+from cadence.errors import ConfigError, DivergenceError, require
 from cadence.hyperparams import ScheduleOrValue, set_hyperparams
 from cadence.precision import Precision
 from cadence.tracking.run import RunWriter, git_revision, read_json
@@ -140,6 +140,8 @@ class Trainer:
         for metric in metrics:
             if not callable(metric) and metric != "accuracy":
                 raise ConfigError(f"metrics: unknown metric {metric!r}; allowed: 'accuracy' or a callable")
+        if tensorboard:
+            require("tensorboard", "tensorboard", "TensorBoard logging (tensorboard=True)")
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn

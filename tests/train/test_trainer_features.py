@@ -387,3 +387,31 @@ def test_auto_learning_rate_is_resolved_before_on_fit_start_and_kept_on_resume(t
     resumed.fit(resume=tmp_path / "checkpoints" / "step-00000004.pt")
     assert len(calls) == 1  # the resolved schedule came from the checkpoint
     assert resumed.schedules["lr"] == trainer.schedules["lr"]
+
+
+def test_built_in_bar_without_tqdm(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # importing it now raises ImportError
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    trainer_for(callbacks=[ProgressBar(stream=stream, refresh_seconds=0.0)]).fit()
+    text = stream.getvalue()
+    assert "\repoch 1/1 [" in text
+    assert "] 4/4 loss" in text
+    assert text.endswith("\n")
+
+
+def test_tensorboard_needs_its_package():
+    import importlib.util
+
+    from cadence.errors import MissingDependencyError
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed")
+    with pytest.raises(MissingDependencyError, match="cadence\\[tensorboard\\]"):
+        trainer_for(tensorboard=True)
