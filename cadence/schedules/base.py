@@ -29,6 +29,7 @@ from cadence.errors import ConfigError
 
 __all__ = [
     "AUTO",
+    "Recipe",
     "Schedule",
     "check_choice",
     "check_integer",
@@ -118,6 +119,61 @@ class Schedule:
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={_format_value(value)}" for name, value in self.arguments().items())
         return f"{self.call_name}({inner})"
+
+
+class Recipe(Schedule):
+    """A schedule defined by building another one (:meth:`build`) from its arguments.
+
+    Subclasses validate their arguments in :meth:`validate`, list the fields that accept ``"auto"`` in
+    :attr:`lr_fields`, and return the composed schedule from :meth:`build`. While an LR is ``"auto"`` the
+    schedule is built with 1.0 in its place so that its shape (phases, cycle ends) is known, but calling it
+    raises until :meth:`with_lr` gives the real value.
+    """
+
+    lr_fields: ClassVar[tuple[str, ...]] = ()
+    _built: Schedule
+
+    def __post_init__(self) -> None:
+        self.validate()
+        object.__setattr__(self, "_built", self.build())
+
+    def validate(self) -> None:
+        """Check the arguments; raise :class:`~cadence.errors.ConfigError` naming the field and range."""
+
+    def build(self) -> Schedule:
+        """Return the schedule made of primitives and combinators that this recipe stands for."""
+        raise NotImplementedError
+
+    def lr(self, name: str) -> float:
+        """The value of LR field ``name``, or 1.0 while it is ``"auto"`` (shape only)."""
+        value = getattr(self, name)
+        return 1.0 if value == AUTO else float(value)
+
+    @property
+    def needs_lr_finder(self) -> bool:
+        return any(getattr(self, name) == AUTO for name in self.lr_fields)
+
+    def with_lr(self, max_lr: float) -> Recipe:
+        """This schedule with every ``"auto"`` learning rate replaced by ``max_lr`` (a number > 0)."""
+        check_lr("max_lr", max_lr)
+        changes = {name: max_lr for name in self.lr_fields if getattr(self, name) == AUTO}
+        return dataclasses.replace(self, **changes)
+
+    def at(self, t: float) -> float:
+        if self.needs_lr_finder:
+            auto = ", ".join(f"{name}='auto'" for name in self.lr_fields if getattr(self, name) == AUTO)
+            raise ConfigError(
+                f"{self.call_name}({auto}) has no learning rate yet: call .with_lr(max_lr) with a value, "
+                "or let the Trainer choose it with the LR range test"
+            )
+        return self._built.at(t)
+
+    @property
+    def duration(self) -> float:
+        return self._built.duration
+
+    def breakpoints(self, until: float) -> list[float]:
+        return self._built.breakpoints(until)
 
 
 # ----------------------------------------------------------------------------------------------------------
