@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
-from cadence.callbacks.snapshot import atomic_save
+from cadence.callbacks.snapshot import atomic_save, trainer_lr_schedule
 from cadence.ensembles import unwrap_model
 from cadence.errors import ConfigError
 from cadence.hyperparams import resolve, set_hyperparams
@@ -190,10 +190,11 @@ class SWA(_Averaging):
             ``start`` on, annealed over ``anneal_steps`` from the scheduled value at ``start`` (see
             :class:`SWALRSchedule`): in ``on_batch_start`` the callback writes that value into every param
             group (times its ``lr_scale``) and into ``state.hyperparams["lr"]``, after the Trainer has
-            applied its schedules for the step. It needs the Trainer's LR schedule: ``schedule=`` or the
-            Trainer's ``state.schedules["lr"]`` if the Trainer exposes it. Equivalent and more explicit: train
-            with ``SWALRSchedule(base, start_step, swa_lr, anneal_steps)`` (or ``SWA(lr=...).lr_schedule(base,
-            total_steps)``) as the Trainer's ``"lr"`` schedule and average with ``SWA(start, lr=None)``.
+            applied its schedules for the step. It needs the Trainer's LR schedule: ``schedule=``, else
+            ``state.schedules["lr"]`` or the run's ``config.toml`` (see ``trainer_lr_schedule``).
+            Equivalent and more explicit: train with ``SWALRSchedule(base, start_step, swa_lr,
+            anneal_steps)`` (or ``SWA(lr=...).lr_schedule(base, total_steps)``) as the Trainer's ``"lr"``
+            schedule and average with ``SWA(start, lr=None)``.
         anneal_steps: length of the LR annealing to ``lr`` (0 = switch at once).
         anneal: ``"cos"`` or ``"linear"``.
         update_every: average every this many updates (1 = every step).
@@ -255,10 +256,7 @@ class SWA(_Averaging):
         super().on_fit_start(state)
         self._lr_schedule = None
         if self.lr is not None:
-            base = self.schedule
-            if base is None:
-                schedules = getattr(state, "schedules", None)
-                base = schedules.get("lr") if isinstance(schedules, dict) else None
+            base = self.schedule if self.schedule is not None else trainer_lr_schedule(state)
             if base is None:
                 raise ConfigError(
                     "SWA(lr=...) needs the Trainer's LR schedule: pass SWA(..., schedule=the_lr_schedule), "

@@ -30,7 +30,7 @@ from cadence.tracking.run import update_summary_extra
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
 
-__all__ = ["SnapshotEnsemble", "atomic_save", "snapshot_path"]
+__all__ = ["SnapshotEnsemble", "atomic_save", "snapshot_path", "trainer_lr_schedule"]
 
 
 def snapshot_path(run_dir: str | os.PathLike, k: int) -> Path:
@@ -53,11 +53,24 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
-def _state_schedule(state: TrainState) -> Callable[[int], float] | None:
-    schedules = getattr(state, "schedules", None)  # set by the Trainer when its TrainState carries them
-    if isinstance(schedules, dict):
-        return schedules.get("lr")
-    return None
+def trainer_lr_schedule(state: TrainState) -> Callable[[int], float] | None:
+    """The LR schedule the Trainer applies, when it can be known from the state or the run record.
+
+    Looked up in ``state.schedules["lr"]`` (if the Trainer exposes its schedules on the state), else rebuilt
+    from ``run_dir/config.toml`` (written by the Trainer before ``on_fit_start`` for runs from a config, as
+    ``cadence train`` does) with the run's ``steps_per_epoch`` and ``total_steps``. ``None`` otherwise.
+    """
+    schedules = getattr(state, "schedules", None)
+    if isinstance(schedules, dict) and schedules.get("lr") is not None:
+        return schedules["lr"]
+    config_path = Path(state.run_dir) / "config.toml" if state.run_dir is not None else None
+    if config_path is None or not config_path.is_file():
+        return None
+    from cadence.config import load_config, schedule_configs
+    from cadence.schedules import from_config
+
+    table = schedule_configs(load_config(config_path), state.steps_per_epoch, state.total_steps).get("lr")
+    return from_config(table) if isinstance(table, dict) else None
 
 
 class SnapshotEnsemble(Callback):
@@ -68,9 +81,9 @@ class SnapshotEnsemble(Callback):
             ``None`` keeps all. Asking for more snapshots than the schedule has cycles is an error.
         at_steps: explicit 0-based steps ``s``; the snapshot is taken after update ``s`` (for schedules
             without ``cycle_ends``). Exclusive with a cyclic schedule's own ends only in that it wins.
-        schedule: the LR schedule to ask for ``cycle_ends``. By default the Trainer's ``"lr"`` schedule is
-            used when the Trainer exposes its schedules on the state (``state.schedules``); pass it here
-            otherwise (it must be the same schedule the Trainer applies).
+        schedule: the LR schedule to ask for ``cycle_ends`` (the same one the Trainer applies). Needed in
+            Python use; when left out, the schedule is taken from ``state.schedules["lr"]`` or rebuilt from
+            the run's ``config.toml`` (runs from ``cadence train``), see :func:`trainer_lr_schedule`.
 
     A snapshot for end ``s`` is written in ``on_step_end`` when ``state.step == s + 1``. The taken steps are
     kept in :meth:`state_dict`; on resume the earlier files stay and the later snapshots are taken at the
@@ -133,7 +146,8 @@ class SnapshotEnsemble(Callback):
         return steps
 
     def on_fit_start(self, state: TrainState) -> None:
-        self.steps = self.planned_steps(state.total_steps, _state_schedule(state))
+        schedule = self.schedule if self.schedule is not None or self.at_steps else trainer_lr_schedule(state)
+        self.steps = self.planned_steps(state.total_steps, schedule)
 
     def on_step_end(self, state: TrainState) -> None:
         finished = state.step - 1  # the update that just happened
