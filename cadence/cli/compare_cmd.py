@@ -9,7 +9,8 @@ Each config × seed runs as its own process::
 
 at most ``--jobs`` at a time, each with ``OMP_NUM_THREADS = cores // jobs`` so that parallel runs do not
 fight over cores. A run that fails or diverges is reported as such and does not stop the others; running
-the same command again skips runs whose ``summary.json`` says "completed" and starts the others afresh.
+the same command again skips runs whose ``summary.json`` says "completed", continues interrupted runs from
+their latest checkpoint (``cadence train --resume``) and starts failed or diverged ones afresh.
 The report (``report.html``, ``report.md``, ``results.json``, ``plots/``) goes to ``OUT``; each run's output
 goes to ``OUT/logs/<config stem>-seed-S.log``.
 """
@@ -83,6 +84,8 @@ class RunJob:
     run_dir: Path
     log_path: Path
     overrides: tuple[str, ...] = ()
+    #: Continue an interrupted run from its latest checkpoint instead of starting afresh.
+    resume: bool = False
 
     def command(self) -> list[str]:
         command = [
@@ -96,7 +99,8 @@ class RunJob:
         ]
         for override in self.overrides:
             command += ["--set", override]
-        return [*command, "--run-dir", str(self.run_dir)]
+        command += ["--run-dir", str(self.run_dir)]
+        return [*command, "--resume"] if self.resume else command
 
 
 def _is_completed(run_dir: Path) -> bool:
@@ -105,6 +109,17 @@ def _is_completed(run_dir: Path) -> bool:
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return False
     return isinstance(summary, dict) and summary.get("status") == "completed"
+
+
+def _can_resume(run_dir: Path) -> bool:
+    """An interrupted run (no summary, killed while "running") with a checkpoint continues from it."""
+    if (run_dir / "summary.json").exists() or not (run_dir / "meta.json").exists():
+        return False
+    try:
+        status = json.loads((run_dir / "meta.json").read_text(encoding="utf-8")).get("status")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return status == "running" and any((run_dir / "checkpoints").glob("*.pt"))
 
 
 def _names(configs: Sequence[Path]) -> list[str]:
@@ -155,8 +170,8 @@ def _threads_per_job(jobs: int) -> int:
 
 def _launch(job: RunJob, threads: int) -> subprocess.Popen:
     job.log_path.parent.mkdir(parents=True, exist_ok=True)
-    if job.run_dir.exists():
-        shutil.rmtree(job.run_dir)  # an unfinished earlier attempt: start afresh, not on top of it
+    if job.run_dir.exists() and not job.resume:
+        shutil.rmtree(job.run_dir)  # a failed or diverged earlier attempt: start afresh, not on top of it
     job.run_dir.parent.mkdir(parents=True, exist_ok=True)
     environment = {
         **os.environ,
@@ -211,8 +226,10 @@ def run_jobs(
     while pending or active:
         while pending and len(active) < parallel:
             job = pending.pop(0)
+            job.resume = _can_resume(job.run_dir)
             active.append((job, launch(job, threads), time.monotonic()))
-            print_line(f"[start {done + len(active)}/{total}] {job.name} seed {job.seed}")
+            resumed = " (resuming from its checkpoint)" if job.resume else ""
+            print_line(f"[start {done + len(active)}/{total}] {job.name} seed {job.seed}{resumed}")
         time.sleep(poll_seconds if active else 0)
         for entry in list(active):
             job, process, begun = entry

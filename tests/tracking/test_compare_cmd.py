@@ -102,6 +102,26 @@ def test_process_without_run_record_is_a_failed_run(configs, write_run, tmp_path
     assert "left no run record" in results["failed_runs"][0]["error"]
 
 
+def test_interrupted_run_resumes_from_its_checkpoint(configs, write_run, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    interrupted = out / "runs" / "baseline" / "seed-0"
+    write_run(interrupted, seed=0, accuracies=[0.5], status="running", write_summary=False)
+    (interrupted / "checkpoints").mkdir()
+    (interrupted / "checkpoints" / "step-00000010.pt").write_bytes(b"")
+    commands: list[list[str]] = []
+
+    def launch(job: compare_cmd.RunJob, threads: int) -> FinishedProcess:
+        commands.append(job.command())
+        write_run(job.run_dir, seed=job.seed, accuracies=[0.5, 0.9])
+        return FinishedProcess(0)
+
+    args = _args(configs=[str(configs[0])], seeds=2, out=str(out), no_plots=True)
+    assert compare_cmd.run(args, launcher=launch) == 0
+    assert commands[0][-1] == "--resume"
+    assert "--resume" not in commands[1]
+    assert "baseline seed 0 (resuming from its checkpoint)" in capsys.readouterr().out
+
+
 def test_train_command_line(configs, tmp_path: Path) -> None:
     (job, _) = compare_cmd.plan_jobs(configs[:1], 2, tmp_path, ["train.epochs=2"])
     assert job.command() == [
