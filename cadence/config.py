@@ -57,6 +57,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "run_config",
+    "trainer_for",
     "validate_config",
 ]
 
@@ -598,11 +599,10 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
     )
 
 
-def build_trainer(config: Mapping[str, Any], run_dir: str | Path | None = None) -> Any:
-    """Build a :class:`cadence.train.trainer.Trainer` for ``config`` writing to ``run_dir``."""
+def trainer_for(experiment: Experiment, run_dir: str | Path | None = None) -> Any:
+    """A :class:`cadence.train.trainer.Trainer` for a built experiment, writing to ``run_dir``."""
     from cadence.train.trainer import Trainer
 
-    experiment = build_experiment(config)
     return Trainer(
         experiment.model,
         experiment.optimizer,
@@ -617,9 +617,28 @@ def build_trainer(config: Mapping[str, Any], run_dir: str | Path | None = None) 
     )
 
 
-def run_config(config: Mapping[str, Any], run_dir: str | Path | None = None, resume: bool = False) -> Any:
-    """Build and fit the experiment of ``config``; ``resume=True`` continues from the latest checkpoint."""
+def build_trainer(config: Mapping[str, Any], run_dir: str | Path | None = None) -> Any:
+    """Build a :class:`cadence.train.trainer.Trainer` for ``config`` writing to ``run_dir``."""
+    return trainer_for(build_experiment(config), run_dir)
+
+
+def run_config(
+    config: Mapping[str, Any],
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> Any:
+    """Build and fit the experiment of ``config``; ``resume=True`` continues from the latest checkpoint.
+
+    ``log`` receives one-line notes for the user (the LR scaling applied, if any), on the main process only.
+    Returns the final :class:`~cadence.train.state.TrainState`.
+    """
+    from cadence import distributed
+
     if resume and run_dir is None:
         raise ConfigError("resume needs the run directory of the run to continue")
-    trainer = build_trainer(config, run_dir)
-    return trainer.fit(resume="latest" if resume else None)
+    experiment = build_experiment(config)
+    if log is not None and experiment.lr_scaling is not None and distributed.is_main_process():
+        log(experiment.lr_scaling.summary())
+    return trainer_for(experiment, run_dir).fit(resume="latest" if resume else None)

@@ -203,3 +203,15 @@ def test_fashion_triangular2_matches_the_tutorial():
     valid = ["name", "base_lr", "max_lr", "mode", "step_size_up"]
     converted = epochs_to_steps(config["schedule"], valid, 938, "s")
     assert converted["step_size_up"] == 1876
+
+
+def test_distributed_lr_scaling_scales_the_schedule():
+    config = tiny(
+        "distributed.lr_scaling=linear", "distributed.base_batch_size=8", "distributed.warmup_steps=2"
+    )
+    experiment = build_experiment(config)
+    assert experiment.lr_scaling.factor == 2.0  # batch 16 on one process vs base batch 8
+    lr = experiment.schedules["lr"]
+    peak = max(lr(step) for step in range(experiment.total_steps))
+    assert peak == pytest.approx(0.2, rel=0.02)  # max_lr 0.1 scaled by 2
+    assert build_experiment(tiny("distributed.lr_scaling=none")).lr_scaling is None

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override a config value (a TOML literal: 0.1, true, \"text\", [1, 2]); repeatable",
+        help='override a config value (a TOML literal: 0.1, true, "text", [1, 2]); repeatable',
     )
     parser.add_argument("--run-dir", help="run directory (default: runs/<config name>-<UTC time>)")
     parser.add_argument(
@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         from cadence.distributed import launch_local
 
         return int(launch_local(args.nproc, _child_argv(args, run_dir)))
-    state = run_config(config, run_dir=run_dir, resume=args.resume)
+    state = run_config(
+        config, run_dir=run_dir, resume=args.resume, log=lambda line: print(f"cadence train: {line}")
+    )
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
