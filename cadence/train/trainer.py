@@ -20,9 +20,10 @@ from cadence.tracking.run import RunWriter, git_revision, read_json
 from cadence.train import checkpoint as checkpoints
 from cadence.train.batches import count_batches, epoch_batches, move_to_device, split_batch
 from cadence.train.callback import HOOKS, Callback
+from cadence.train.evaluation import accuracy, evaluate_model
 from cadence.train.state import TrainState
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "accuracy"]
 
 SCHEDULE_NAMES = ("lr", "momentum", "weight_decay")
 DIVERGENCE_MODES = ("stop", "raise")
@@ -287,44 +288,27 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
 
-    @torch.no_grad()
     def evaluate(self, data: Any, model: nn.Module | None = None) -> dict[str, float]:
         """Mean loss and metrics of ``model`` (the trained one by default) over ``data``, prefixed ``val_``.
 
-        Runs in eval mode under the run's autocast; restores the model's train/eval mode afterwards. Under
-        ``torch.distributed`` each process evaluates its shard and the results are averaged by sample count.
+        Runs in eval mode under the run's autocast (see :func:`cadence.train.evaluation.evaluate_model`);
+        under ``torch.distributed`` the results are averaged over processes by sample count.
         """
         self._prepare_model()
         model = model if model is not None else self.model
-        was_training = model.training
-        model.eval()
-        totals: dict[str, torch.Tensor] = {}
-        count = 0
-        try:
-            for batch in epoch_batches(data, 0):
-                inputs, targets = split_batch(move_to_device(batch, self.device, self.channels_last))
-                with self.precision.autocast():
-                    outputs = model(inputs)
-                    loss_targets = targets
-                    if self.label_smoothing and not targets.is_floating_point():
-                        loss_targets = self._one_hot(targets, outputs, smoothing=0.0)
-                    values = {"loss": self.loss_fn(outputs, loss_targets)}
-                for metric in self.metrics:
-                    if metric == "accuracy":
-                        values["accuracy"] = accuracy(outputs, targets)
-                    else:
-                        values[getattr(metric, "__name__", "metric")] = metric(outputs, targets)
-                size = len(targets)
-                for key, value in values.items():
-                    value = torch.as_tensor(value, dtype=torch.float64, device=self.device).detach() * size
-                    totals[key] = totals[key] + value if key in totals else value
-                count += size
-        finally:
-            model.train(was_training)
-        if count == 0:
-            raise ConfigError("evaluate: the evaluation data yielded no batches")
-        local = {f"val_{key}": (total / count).item() for key, total in totals.items()}
-        return distributed.all_reduce_mean(local, weight=count) if distributed.is_distributed() else local
+        classes = None
+        if self.label_smoothing:  # the loss was trained on soft targets: give it one-hot rows
+            classes = self.num_classes or _output_classes(model, data, self.device, self.channels_last)
+        return evaluate_model(
+            model,
+            data,
+            self.loss_fn,
+            metrics=self.metrics,
+            device=self.device,
+            precision=self.precision,
+            channels_last=self.channels_last,
+            one_hot_classes=classes,
+        )
 
     def _record_evaluation(self, state: TrainState) -> None:
         for key, value in state.metrics.items():
@@ -494,18 +478,10 @@ class Trainer:
     def _infer_num_classes(self) -> int:
         # One forward pass in eval mode on the first batch; every RNG state is put back afterwards.
         rng = checkpoints.capture_rng_state()
-        was_training = self.model.training
-        self.model.eval()
         try:
-            with torch.no_grad(), self.precision.autocast():
-                inputs, _ = split_batch(next(epoch_batches(self.train_data, 0)))
-                outputs = self.model(move_to_device(inputs, self.device, self.channels_last))
+            return _output_classes(self.model, self.train_data, self.device, self.channels_last)
         finally:
-            self.model.train(was_training)
             checkpoints.restore_rng_state(rng)
-        if not isinstance(outputs, torch.Tensor) or outputs.dim() < 2:
-            raise ConfigError("label_smoothing needs num_classes: pass num_classes=... to the Trainer")
-        return int(outputs.shape[-1])
 
     def _epoch_position(self, state: TrainState) -> float:
         return state.epoch + state.batch_index / self._batches_per_epoch
@@ -641,13 +617,6 @@ class Trainer:
         self._resolve_auto_schedules()  # a checkpoint from before the finder's result was stored
 
 
-def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Fraction of rows whose arg-max output is the target class (targets: labels or class probabilities)."""
-    if targets.is_floating_point() and targets.dim() == outputs.dim():
-        targets = targets.argmax(dim=-1)
-    return (outputs.argmax(dim=-1) == targets).double().mean()
-
-
 def _one_hot(targets: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
     from cadence.regularization import one_hot
 
@@ -689,3 +658,18 @@ def _data_num_classes(data: Any) -> int | None:
 def _check_positive(name: str, value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise ConfigError(f"{name} must be a positive integer or None, got {name}={value!r}")
+
+
+def _output_classes(model: nn.Module, data: Any, device: torch.device, channels_last: bool) -> int:
+    """The last dimension of the model's output on the first batch of ``data`` (eval mode, no gradients)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            inputs, _ = split_batch(next(epoch_batches(data, 0)))
+            outputs = model(move_to_device(inputs, device, channels_last))
+    finally:
+        model.train(was_training)
+    if not isinstance(outputs, torch.Tensor) or outputs.dim() < 2:
+        raise ConfigError("label_smoothing needs num_classes: pass num_classes=... to the Trainer")
+    return int(outputs.shape[-1])
