@@ -1,0 +1,304 @@
+"""``cadence demo``: four LR policies on MNIST-1D, several seeds, one report — offline, in minutes.
+
+    cadence demo [--out DIR] [--seeds 3] [--steps N] [--jobs 2] [--quick]
+
+1. The LR range test (:func:`cadence.lr_finder.find_lr`) on the MNIST-1D reference CNN with Adam.
+2. The same step budget, for each seed, with:
+   - ``constant``: Adam at 1e-2, the reference recipe's LR (Greydanus & Kobak, MNIST-1D);
+   - ``one_cycle``: one-cycle with the LR the finder found as ``max_lr`` (and β₁ cycled 0.95 → 0.85);
+   - ``triangular2``: cyclical LR between found/4 and found, three cycles, amplitude halved each cycle;
+   - ``cosine_restarts``: SGDR with four cycles peaking at the found LR, a snapshot saved at each cycle's
+     end, and the snapshot ensemble (mean of softmax outputs) scored on the test set.
+3. ``cadence compare``'s table (mean ± std over seeds, steps and seconds to 90%, Welch t-tests against
+   ``constant``) and report (``report.html``, ``report.md``, ``results.json``).
+
+Runs go to worker processes (``--jobs``, default 2, one torch thread each): on a 2-core CPU two single-thread
+processes train about twice as fast as one process with two threads, because this CNN is too small for
+intra-op parallelism to pay. Data: the MNIST-1D benchmark embedded in cadence (4000 train / 1000 test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import multiprocessing
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cadence.errors import ConfigError
+
+__all__ = ["POLICIES", "add_arguments", "build_schedules", "run", "train_policy"]
+
+POLICIES = ("constant", "one_cycle", "triangular2", "cosine_restarts")
+DEFAULT_OUT = "cadence-runs/demo"
+#: Step budget per run. Chosen so that the whole demo (LR finder + 12 runs in 2 processes + report) ends
+#: in well under 3 minutes on a 2-core CPU; see docs/compare.md for the measurement.
+DEFAULT_STEPS = 1000
+QUICK_STEPS = 120
+REFERENCE_LR = 1e-2
+BATCH_SIZE = 100
+TARGET = ("val_accuracy", 0.9)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per policy (default 3; --quick: 2)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"optimizer steps per run (default {DEFAULT_STEPS}; --quick: {QUICK_STEPS})",
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2; 0 = in-process)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a seconds-long smoke version (2 seeds, few steps)"
+    )
+    parser.add_argument("--no-plots", action="store_true", help="write the report without plots")
+
+
+def build_schedules(policy: str, steps: int, found_lr: float) -> dict[str, Any]:
+    """The LR (and momentum) schedules of one demo policy for a run of ``steps`` updates."""
+    from cadence.schedules import constant, cosine_restarts, cyclic, one_cycle
+
+    if policy == "constant":
+        return {"lr": constant(REFERENCE_LR)}
+    if policy == "one_cycle":
+        lr = one_cycle(found_lr, total_steps=steps)
+        return {"lr": lr, "momentum": lr.momentum()}
+    if policy == "triangular2":
+        return {"lr": cyclic(found_lr / 4, found_lr, step_size_up=max(1, steps // 6), mode="triangular2")}
+    if policy == "cosine_restarts":
+        return {"lr": cosine_restarts(found_lr, cycle_steps=max(1, steps // 4))}
+    raise ConfigError(f"unknown demo policy {policy!r}; choose one of {list(POLICIES)}")
+
+
+def _data():
+    from cadence.data import TensorLoader, load
+
+    splits = load("mnist1d")
+    return splits, TensorLoader(splits.test.inputs, splits.test.targets, 1000, shuffle=False)
+
+
+def _model(splits, seed: int):
+    import torch
+
+    from cadence.models import create
+
+    torch.manual_seed(seed)
+    return create("cnn1d", num_classes=splits.num_classes, input_shape=splits.input_shape)
+
+
+def find_demo_lr(out: Path, steps: int, seed: int = 0) -> float:
+    """Run the LR range test once (seed 0) and save ``lr_finder.json``/``.png`` in ``out``."""
+    import torch
+    import torch.nn.functional as functional
+
+    from cadence.data import TensorLoader
+    from cadence.errors import MissingDependencyError
+    from cadence.lr_finder import find_lr
+
+    splits, _ = _data()
+    model = _model(splits, seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=REFERENCE_LR)
+    loader = TensorLoader(splits.train.inputs, splits.train.targets, BATCH_SIZE, seed=seed)
+    result = find_lr(
+        model,
+        optimizer,
+        functional.cross_entropy,
+        loader,
+        start_lr=1e-5,
+        end_lr=1.0,
+        num_steps=steps,
+        seed=seed,
+        progress=False,
+    )
+    value = float(result.suggestion)
+    if not value > 0:
+        raise ConfigError("the LR finder found no usable learning rate on MNIST-1D")
+    result.save_json(out / "lr_finder.json", value=value)
+    with contextlib.suppress(MissingDependencyError):
+        result.plot(out / "lr_finder.png")
+    return value
+
+
+def train_policy(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train one policy × seed into ``spec["run_dir"]`` (runs in a worker process; never raises)."""
+    import torch
+
+    threads = spec.get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+    policy, seed, steps = spec["policy"], int(spec["seed"]), int(spec["steps"])
+    run_dir = Path(spec["run_dir"])
+    started = time.perf_counter()
+    try:
+        import torch.nn.functional as functional
+
+        from cadence.data import TensorLoader
+        from cadence.train.trainer import Trainer
+
+        splits, test = _data()
+        model = _model(splits, seed)
+        optimizer = torch.optim.Adam(model.parameters(), lr=REFERENCE_LR)
+        train = TensorLoader(splits.train.inputs, splits.train.targets, BATCH_SIZE, seed=seed)
+        schedules = build_schedules(policy, steps, float(spec["found_lr"]))
+        callbacks = []
+        if policy == "cosine_restarts":
+            from cadence.callbacks.snapshot import SnapshotEnsemble
+
+            callbacks.append(SnapshotEnsemble(schedule=schedules["lr"]))
+        if spec.get("lr_finder_json") and policy != "constant":
+            run_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(spec["lr_finder_json"], run_dir / "lr_finder.json")
+        trainer = Trainer(
+            model,
+            optimizer,
+            functional.cross_entropy,
+            train,
+            total_steps=steps,
+            schedules=schedules,
+            eval_data=test,
+            callbacks=callbacks,
+            run_dir=run_dir,
+            seed=seed,
+            progress=False,
+            checkpoint_every_epochs=None,
+            name=policy,
+            device="cpu",
+        )
+        state = trainer.fit()
+        result = {"policy": policy, "seed": seed, "status": "completed", "metrics": dict(state.metrics)}
+        if callbacks:
+            result["ensemble_accuracy"] = _score_snapshots(run_dir, splits, test, seed)
+    except Exception as error:  # one failed run must not stop the others
+        result = {
+            "policy": policy,
+            "seed": seed,
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}",
+        }
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _score_snapshots(run_dir: Path, splits, test, seed: int) -> float | None:
+    """Accuracy of the snapshot ensemble on the test set, recorded in ``summary.json`` ``extra``."""
+    from cadence.ensembles import evaluate_ensemble, load_member
+    from cadence.tracking.run import update_summary_extra
+
+    files = sorted((run_dir / "snapshots").glob("snapshot-*.pt"))
+    if not files:
+        return None
+    members = [load_member(path, lambda: _model(splits, seed)) for path in files]
+    report = evaluate_ensemble(members, test, metrics=("accuracy",), device="cpu")
+    accuracy = float(report.ensemble["val"]["accuracy"])
+    update_summary_extra(run_dir, {"ensemble_accuracy": accuracy, "ensemble_members": len(members)})
+    return accuracy
+
+
+def _run_specs(specs: list[dict[str, Any]], jobs: int, on_done: Callable[[dict[str, Any]], None]) -> None:
+    if jobs <= 0:
+        for spec in specs:
+            on_done(train_policy(spec))
+        return
+    context = multiprocessing.get_context("spawn")  # no fork: torch's thread pools do not survive it
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(train_policy, {**spec, "threads": 1}) for spec in specs]
+        for future in concurrent.futures.as_completed(futures):
+            on_done(future.result())
+
+
+def run(args: argparse.Namespace) -> int:
+    seeds = args.seeds if args.seeds is not None else (2 if args.quick else 3)
+    steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else DEFAULT_STEPS)
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    if steps < 8:
+        raise ConfigError(f"--steps must be at least 8 (four snapshot cycles need room), got {steps}")
+    if args.jobs < 0:
+        raise ConfigError(f"--jobs must be 0 (in-process) or more, got {args.jobs}")
+    import torch
+
+    from cadence.tracking.compare import compare_runs, format_table, load_run
+    from cadence.tracking.report import write_report
+
+    out = Path(args.out)
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    for policy in POLICIES:
+        shutil.rmtree(out / "runs" / policy, ignore_errors=True)  # a demo always starts afresh
+    if args.jobs == 0:
+        torch.set_num_threads(1)
+
+    def say(message: str) -> None:
+        print(f"[{time.perf_counter() - started:5.1f} s] {message}", flush=True)
+
+    total = len(POLICIES) * seeds
+    say(
+        f"cadence demo: MNIST-1D (embedded, 4000 train / 1000 test), reference CNN, Adam, "
+        f"batch {BATCH_SIZE}; "
+        f"{len(POLICIES)} policies x {seeds} seeds x {steps} steps = {total} runs -> {out}"
+    )
+    say("LR range test (1e-5 .. 1, Adam) ...")
+    found_lr = find_demo_lr(out, steps=60 if args.quick else 100)
+    say(f"LR finder suggests {found_lr:.3g} (plot: {out / 'lr_finder.png'})")
+    specs = [
+        {
+            "policy": policy,
+            "seed": seed,
+            "steps": steps,
+            "found_lr": found_lr,
+            "run_dir": str(out / "runs" / policy / f"seed-{seed}"),
+            "lr_finder_json": str(out / "lr_finder.json"),
+        }
+        for seed in range(seeds)
+        for policy in POLICIES
+    ]
+    done: list[dict[str, Any]] = []
+
+    def on_done(result: dict[str, Any]) -> None:
+        done.append(result)
+        if result["status"] == "completed":
+            accuracy = result["metrics"].get("val_accuracy")
+            text = f"test accuracy {100 * accuracy:.1f}%" if accuracy is not None else "no evaluation"
+            if result.get("ensemble_accuracy") is not None:
+                text += f", snapshot ensemble {100 * result['ensemble_accuracy']:.1f}%"
+        else:
+            text = f"FAILED: {result.get('error')}"
+        bar = "#" * len(done) + "." * (total - len(done))
+        say(
+            f"[{bar}] {len(done)}/{total} {result['policy']} seed {result['seed']}: {text} "
+            f"({result['seconds']:.1f} s)"
+        )
+
+    say(f"training {total} runs in {args.jobs or 'this'} process{'es' if args.jobs > 1 else ''} ...")
+    _run_specs(specs, args.jobs, on_done)
+    runs = [
+        load_run(Path(spec["run_dir"]), name=spec["policy"])
+        for spec in specs
+        if (Path(spec["run_dir"]) / "meta.json").exists()
+    ]
+    if not runs:
+        raise ConfigError("every demo run failed before writing a run record; see the messages above")
+    comparison = compare_runs(runs, target=TARGET, order=list(POLICIES))
+    comparison["demo"] = {
+        "found_lr": found_lr,
+        "steps": steps,
+        "seeds": seeds,
+        "batch_size": BATCH_SIZE,
+        "dataset": "mnist1d",
+        "model": "cnn1d",
+        "optimizer": "adam",
+    }
+    paths = write_report(
+        comparison, runs, out, title="cadence demo: LR policies on MNIST-1D", plots=not args.no_plots
+    )
+    print()
+    print(format_table(comparison))
+    print()
+    say(f"done. report: {paths['html']}")
+    return 0 if all(result["status"] == "completed" for result in done) else 1
