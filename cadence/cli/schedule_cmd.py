@@ -8,10 +8,12 @@ Draws the LR (and momentum, when there is one) against the step to a PNG, with e
     cadence schedule --config configs/run.toml
 
 A config file holds a ``[schedule]`` table (``name = "..."`` plus arguments), or ``[schedule.lr]`` and
-``[schedule.momentum]`` tables. ``--set key=value`` overrides an argument (``momentum.key=value`` for the
-momentum table); values are read as TOML (``0.1``, ``true``, ``"cos"``; a bare word is a string). For
-``one_cycle`` and ``cyclic`` given by name, the matching momentum (torch's ``cycle_momentum``) is drawn too;
-``--set base_momentum=...``/``max_momentum=...`` adjust it.
+``[schedule.momentum]`` tables. Training configs work as they are: ``*_epochs`` keys are converted and a
+missing ``total_steps`` is the run's length from ``[train]`` (``epochs`` needs ``--steps-per-epoch``).
+``--set key=value`` overrides an argument (``momentum.key=value`` for the momentum table); values are read
+as TOML (``0.1``, ``true``, ``"cos"``; a bare word is a string). For ``one_cycle`` and ``cyclic`` given by
+name, the matching momentum (torch's ``cycle_momentum``) is drawn too; ``--set base_momentum=...`` and
+``--set max_momentum=...`` adjust it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cadence.schedules import (
     OneCycle,
     Schedule,
     from_config,
+    schedule_keys,
 )
 from cadence.schedules.base import check_integer
 from cadence.schedules.combinators import Repeat
@@ -70,18 +73,21 @@ def run(args: argparse.Namespace) -> int:
     if args.name is None and args.config is None:
         raise ConfigError(f"give a schedule NAME (one of: {', '.join(SCHEDULES)}) or --config FILE.toml")
     overrides = [_parse_override(text) for text in args.overrides]
+    steps_per_epoch = (
+        None if args.steps_per_epoch is None else _positive("--steps-per-epoch", args.steps_per_epoch)
+    )
     if args.config is not None:
-        lr, momentum = _from_file(Path(args.config), overrides)
+        lr, momentum, run_steps = _from_file(Path(args.config), overrides, steps_per_epoch)
     else:
-        lr, momentum = _from_name(args.name, overrides)
+        (lr, momentum), run_steps = _from_name(args.name, overrides), None
     note = ""
     if lr.needs_lr_finder:
         lr = lr.with_lr(1.0)  # type: ignore[attr-defined]
         note = "max_lr='auto' is chosen by the LR range test at training time; values shown for max_lr=1"
-    steps_per_epoch = (
-        None if args.steps_per_epoch is None else _positive("--steps-per-epoch", args.steps_per_epoch)
-    )
-    total = _positive("--steps", args.steps) if args.steps is not None else _default_steps(lr)
+    if args.steps is not None:
+        total = _positive("--steps", args.steps)
+    else:
+        total = run_steps if run_steps is not None else _default_steps(lr)
 
     _print_table(lr, momentum, total, steps_per_epoch, note)
     if not args.no_plot:
@@ -146,7 +152,10 @@ def _from_name(name: str, overrides: list[tuple[str, Any]]) -> tuple[Schedule, S
     return lr, None
 
 
-def _from_file(path: Path, overrides: list[tuple[str, Any]]) -> tuple[Schedule, Schedule | None]:
+def _from_file(
+    path: Path, overrides: list[tuple[str, Any]], steps_per_epoch: int | None
+) -> tuple[Schedule, Schedule | None, int | None]:
+    """The LR and momentum schedules of a config file, and the run's length in steps when it is known."""
     toml = _toml()
     try:
         document = toml.loads(path.read_text())
@@ -172,7 +181,52 @@ def _from_file(path: Path, overrides: list[tuple[str, Any]]) -> tuple[Schedule, 
             momentum_table[rest] = value
         else:
             lr_table[rest if prefix == "lr" and rest else key] = value
-    return from_config(lr_table), (from_config(momentum_table) if momentum_table is not None else None)
+    tables = {"lr": lr_table} if momentum_table is None else {"lr": lr_table, "momentum": momentum_table}
+    run_steps = _run_steps(document.get("train"), steps_per_epoch)
+    tables = _in_steps(path, tables, run_steps, steps_per_epoch)
+    momentum = tables.get("momentum")
+    lr = from_config(tables["lr"])
+    return lr, (from_config(momentum) if momentum is not None else None), run_steps
+
+
+def _run_steps(train: Any, steps_per_epoch: int | None) -> int | None:
+    """``[train] total_steps``, or ``epochs × steps_per_epoch``; None when unknown."""
+    train = train if isinstance(train, dict) else {}
+    total = train.get("total_steps")
+    if total is None and "epochs" in train and steps_per_epoch is not None:
+        total = round(train["epochs"] * steps_per_epoch)
+    return total if isinstance(total, int) and total > 0 else None
+
+
+def _in_steps(
+    path: Path, tables: dict[str, Any], total: int | None, steps_per_epoch: int | None
+) -> dict[str, Any]:
+    """Apply a training config's conventions: ``X_epochs`` keys and ``total_steps`` from ``[train]``.
+
+    ``cadence train`` fills a schedule's missing ``total_steps`` with the run's length and converts
+    ``*_epochs`` keys with the real steps per epoch; here both come from ``[train]`` and
+    ``--steps-per-epoch``.
+    """
+    uses_epochs = any(
+        key == "epochs" or key.endswith("_epochs") for table in tables.values() for key in table
+    )
+    lacks_total = any(
+        "total_steps" in schedule_keys(table.get("name", ""))[0] and "total_steps" not in table
+        for table in tables.values()
+        if table.get("name") in SCHEDULES
+    )
+    if uses_epochs and steps_per_epoch is None:
+        raise ConfigError(f"{path}: the schedule counts in epochs; pass --steps-per-epoch N to preview it")
+    if lacks_total and total is None:
+        raise ConfigError(
+            f"{path}: the schedule takes total_steps from the run; set [train] total_steps, or pass "
+            "--steps-per-epoch N with [train] epochs (or --set total_steps=N)"
+        )
+    if not (uses_epochs or lacks_total):
+        return tables
+    from cadence.config import schedule_configs
+
+    return schedule_configs({"schedule": tables}, steps_per_epoch or 1, total or 0)
 
 
 def _default_steps(schedule: Schedule) -> int:

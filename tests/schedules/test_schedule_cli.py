@@ -90,3 +90,22 @@ def test_invalid_toml_is_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "is not valid TOML" in err
+
+
+def test_training_config_in_epochs(tmp_path, capsys) -> None:
+    config = tmp_path / "train.toml"
+    config.write_text(
+        "[schedule]\nname = 'cyclic'\nbase_lr = 1e-4\nmax_lr = 1e-2\nstep_size_up_epochs = 2\n"
+        "[train]\nepochs = 10\n"
+    )
+    assert main(["schedule", "--config", str(config), "--no-plot"]) == 2
+    assert "pass --steps-per-epoch N" in capsys.readouterr().err
+    assert main(["schedule", "--config", str(config), "--steps-per-epoch", "50", "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    assert "cyclic(base_lr=0.0001, max_lr=0.01, step_size_up=100," in out
+    assert out.splitlines()[-1].split()[:2] == ["499", "9.98"]  # the run's 10 epochs are drawn
+    config.write_text("[schedule]\nname = 'one_cycle'\nmax_lr = 0.1\n[train]\nepochs = 10\n")
+    assert main(["schedule", "--config", str(config), "--no-plot"]) == 2
+    assert "takes total_steps from the run" in capsys.readouterr().err
+    assert main(["schedule", "--config", str(config), "--steps-per-epoch", "30", "--no-plot"]) == 0
+    assert "one_cycle(max_lr=0.1, total_steps=300," in capsys.readouterr().out
