@@ -225,8 +225,8 @@ def markdown(results: list[dict], command: str, seconds: float) -> str:
         f"torch {torch.__version__}, Python {platform.python_version()}",
         f"- command: `{command}` ({seconds / 60:.1f} min in all)",
         "- auto = `find_lr` defaults (1e-7 → 10, 100 steps, smoothing 0.98, stop at 4× the minimum) on the "
-        "freshly initialised model, through `resolve_auto_schedules`; the default rule is `valley`, the "
-        "`steepest` and `minimum` rows train with the other rules' values from the same sweep.",
+        "freshly initialised model, through `resolve_auto_schedules`; each auto row trains with one rule's "
+        "value from the same sweep (`steepest` is the hand-off's default rule, `valley` find_lr's).",
         "- GPU: not measured (no GPU).",
         "",
     ]
@@ -259,7 +259,9 @@ def markdown(results: list[dict], command: str, seconds: float) -> str:
             mean, std = summarize([r["accuracy"] for r in chosen])
             lrs = [r["max_lr"] for r in chosen]
             geo = 10 ** np.mean(np.log10(lrs))
-            default = " (default)" if label == "auto-valley" else ""
+            default = {"auto-steepest": " (hand-off default)", "auto-valley": " (find_lr default)"}.get(
+                label, ""
+            )
             lines.append(
                 f"| **{label}{default}**: {geo:.3g} (seeds: {', '.join(f'{v:.3g}' for v in lrs)}) | "
                 f"**{mean:.2f} ± {std:.2f}** ({mean - best:+.2f} vs grid best) |"
@@ -287,7 +289,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid-low", type=float, default=10**-2.5, help="lowest grid max_lr")
     parser.add_argument("--decades", type=float, default=3.0, help="grid span in decades (default 3)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--render", type=Path, default=None, help="only rewrite the table from a results.json"
+    )
+    parser.add_argument("--seconds", type=float, default=float("nan"), help="total time, for --render")
     args = parser.parse_args(argv)
+    if args.render is not None:
+        saved = json.loads(args.render.read_text())
+        if isinstance(saved, list):  # written before the total time was stored with the results
+            saved = {"seconds": args.seconds, "results": saved}
+        text = markdown(saved["results"], "python benchmarks/lr_finder_auto.py", saved["seconds"])
+        (args.output / "lr_finder_auto.md").write_text(text + "\n")
+        print(text)
+        return 0
     torch.set_num_threads(1)
     grid = [float(v) for v in np.geomspace(args.grid_low, args.grid_low * 10**args.decades, args.grid_points)]
     work = Path("/tmp") / "cadence-lr-finder-benchmark"
@@ -295,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_dataset(name, args.seeds, grid, work) for name in args.datasets]
     seconds = time.perf_counter() - start
     args.output.mkdir(parents=True, exist_ok=True)
-    (work / "results.json").write_text(json.dumps(results, indent=1))
+    (work / "results.json").write_text(json.dumps({"seconds": seconds, "results": results}, indent=1))
     command = "python benchmarks/lr_finder_auto.py " + " ".join(sys.argv[1:] if argv is None else argv)
     text = markdown(results, command.strip(), seconds)
     (args.output / "lr_finder_auto.md").write_text(text + "\n")

@@ -55,8 +55,8 @@ def test_auto_schedule_gets_the_suggestion_and_the_run_records_it(model, optimiz
     record = json.loads((tmp_path / "lr_finder.json").read_text())
     assert resolved["lr"] == StandIn(record["value"])
     assert resolved["momentum"] is schedules["momentum"]
-    assert record["method"] == "valley"
-    assert record["value"] == record["suggestions"]["valley"]
+    assert record["method"] == "steepest"  # the hand-off's default rule (AUTO_METHOD)
+    assert record["value"] == record["suggestions"]["steepest"]
     assert len(record["lrs"]) == 20
     assert record["resolved"] == {"lr": repr(resolved["lr"])}
     assert LRFinderResult.from_json(tmp_path / "lr_finder.json").suggestion == record["value"]
@@ -132,7 +132,14 @@ def test_real_one_cycle_hand_off(model, optimizer, batches):
         finder_options={"num_steps": 15, "end_lr": 1.0},
     )
     expected = find_lr(
-        model, optimizer, nn.functional.cross_entropy, batches, num_steps=15, end_lr=1.0, progress=False
+        model,
+        optimizer,
+        nn.functional.cross_entropy,
+        batches,
+        num_steps=15,
+        end_lr=1.0,
+        method="steepest",
+        progress=False,
     ).suggestion
     assert not resolved["lr"].needs_lr_finder
     assert resolved["lr"].max_lr == pytest.approx(expected)
