@@ -177,6 +177,7 @@ def efficientnet_lite0(
     input_max: float = 1.0,
     dropout: float = 0.2,
     drop_connect_rate: float = 0.0,
+    bn_momentum: float | None = 0.1,
 ) -> PretrainedClassifier:
     """EfficientNet-Lite0 (4.65M parameters with the 1000-class head) with a new ``num_classes`` head.
 
@@ -184,6 +185,11 @@ def efficientnet_lite0(
     ImageNet classifier is kept, otherwise the classifier is new (PyTorch's default initialisation).
     ``weights=None`` gives a randomly initialised network (training from scratch), ``weights=PATH`` a local
     state dict of this model or of the package's ``EfficientNet``. Inputs: see the module docstring.
+
+    ``bn_momentum`` sets the batch-norm layers' running-statistics momentum (PyTorch convention). The package
+    builds them with TensorFlow's 0.99 decay, i.e. PyTorch momentum 0.01, which adapts the statistics to a
+    new domain (grayscale, small images) far too slowly for a short fine-tuning run: evaluation then uses
+    ImageNet statistics. 0.1 (PyTorch's default) is used instead; ``None`` keeps the package's value.
     """
     lite = require("efficientnet_lite_pytorch", "pretrained", "EfficientNet-Lite0")
     network = lite.EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
@@ -205,6 +211,10 @@ def efficientnet_lite0(
         linear = network._fc
     else:
         linear = nn.Linear(feature_dim, num_classes)
+    if bn_momentum is not None:
+        for module in network.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = bn_momentum
     model = PretrainedClassifier(
         preprocess=ImagePreprocess(image_size=image_size, input_max=input_max, mode="lite"),
         stem=nn.Sequential(network._conv_stem, network._bn0, activation),
@@ -324,6 +334,7 @@ def _efficientnet_lite0_factory(
     input_max: float = 1.0,
     dropout: float = 0.2,
     drop_connect_rate: float = 0.0,
+    bn_momentum: float | None = 0.1,
 ) -> nn.Module:
     """Registry entry: ``input_shape`` is accepted for config compatibility (any 1- or 3-channel size)."""
     if input_shape is not None and int(input_shape[0]) not in (1, 3):
@@ -335,6 +346,7 @@ def _efficientnet_lite0_factory(
         input_max=input_max,
         dropout=dropout,
         drop_connect_rate=drop_connect_rate,
+        bn_momentum=bn_momentum,
     )
 
 
