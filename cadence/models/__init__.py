@@ -56,16 +56,22 @@ def _load_pretrained() -> None:
             raise
 
 
-def _lookup(name: str) -> tuple[ModelFactory, tuple[Any, ...]]:
-    needs_pretrained = name in _PRETRAINED_NAMES or name.startswith(_PRETRAINED_PREFIXES)
-    if needs_pretrained and name not in _FACTORIES:
-        _load_pretrained()
+def _find(name: str) -> tuple[ModelFactory, tuple[Any, ...]] | None:
     if name in _FACTORIES:
         return _FACTORIES[name], ()
-    if ":" in name:
-        prefix, rest = name.split(":", 1)
-        if f"{prefix}:" in _FACTORIES:
-            return _FACTORIES[f"{prefix}:"], (rest,)
+    prefix, separator, rest = name.partition(":")
+    if separator and f"{prefix}:" in _FACTORIES:
+        return _FACTORIES[f"{prefix}:"], (rest,)
+    return None
+
+
+def _lookup(name: str) -> tuple[ModelFactory, tuple[Any, ...]]:
+    found = _find(name)
+    if found is None and (name in _PRETRAINED_NAMES or name.startswith(_PRETRAINED_PREFIXES)):
+        _load_pretrained()  # registers its names on import
+        found = _find(name)
+    if found is not None:
+        return found
     names = available_models()
     close = difflib.get_close_matches(name, names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,5 +1,3 @@
-import importlib.util
-
 import pytest
 import torch
 from torch import nn
@@ -69,10 +67,17 @@ def test_register_model_and_prefix_family():
     assert models.model_options("zoo-test:x") == ["width"]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("cadence.models.pretrained") is not None,
-    reason="the pretrained module is installed",
-)
-def test_pretrained_names_without_module_are_unknown():
-    with pytest.raises(ConfigError, match="unknown model"):
-        models.create("timm:resnet18")
+def test_pretrained_names_import_the_pretrained_module_lazily(monkeypatch):
+    factories = {name: factory for name, factory in models._FACTORIES.items() if not name.endswith(":")}
+    monkeypatch.setattr(models, "_FACTORIES", factories)
+    imported = []
+
+    def import_module(name):
+        imported.append(name)
+        models.register_model("timm:", lambda variant, num_classes=10: nn.Linear(2, num_classes))
+
+    monkeypatch.setattr(models.importlib, "import_module", import_module)
+    assert models.create("cnn1d") is not None
+    assert imported == []  # built-in names never import it
+    assert models.create("timm:resnet18", num_classes=3).out_features == 3
+    assert imported == ["cadence.models.pretrained"]
