@@ -21,6 +21,7 @@ from cadence.hyperparams import set_hyperparams
 from cadence.lr_finder.result import LRCurve, LRFinderResult, assess_trust
 from cadence.lr_finder.state import TrainingSnapshot
 from cadence.lr_finder.suggestions import METHODS, suggest
+from cadence.precision import Precision
 
 __all__ = ["choose_weight_decay", "find_lr", "planned_lrs"]
 
@@ -122,28 +123,6 @@ def _batch_stream(data: Any, repeat: int, repeats: int, seed: int) -> Iterator[A
                 "of (inputs, targets) batches), not a one-shot iterator"
             )
         epoch += repeats
-
-
-class _MixedPrecision:
-    """autocast + (for fp16) a fresh GradScaler, used only inside the sweep."""
-
-    def __init__(self, precision: str | None, device: torch.device) -> None:
-        self.device_type = device.type
-        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision or "fp32")
-        self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-
-    def autocast(self):
-        return torch.autocast(self.device_type, dtype=self.dtype) if self.dtype is not None else nullcontext()
-
-    def backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.scaler is None:
-            optimizer.step()
-        else:  # skips the update when the scaled gradients overflowed, then adapts the scale
-            self.scaler.step(optimizer)
-            self.scaler.update()
 
 
 def _distributed() -> tuple[bool, int]:
@@ -391,7 +370,7 @@ def find_lr(
                     diverge_factor=diverge_factor,
                     val_data=val_data,
                     accumulation_steps=accumulation_steps,
-                    amp=_MixedPrecision(precision, device),
+                    amp=Precision(precision or "fp32", device),
                     device=device,
                     bar=bar,
                 )
