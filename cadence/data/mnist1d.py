@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -102,9 +104,12 @@ def load_mnist1d(cache: bool = True, **arguments: Any) -> DatasetSplits:
             arrays, source = generate_mnist1d(**arguments), "generated"
             if cache:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                temporary = path.with_suffix(".tmp.npz")
-                np.savez_compressed(temporary, **arrays)
-                temporary.replace(path)
+                # a unique temporary name, then an atomic rename: processes generating the same
+                # arguments at once (one per rank) never see a partly written file
+                handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+                with os.fdopen(handle, "wb") as output:
+                    np.savez_compressed(output, **arrays)
+                os.replace(temporary, path)
     train = TensorPair(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"]))
     test = TensorPair(torch.from_numpy(arrays["x_test"]), torch.from_numpy(arrays["y_test"]))
     return DatasetSplits(
