@@ -63,11 +63,22 @@ class Stage:
         return [index % n_groups for index in self.groups]
 
 
+def _schedule(value: Any) -> ScheduleOrValue | None:
+    """A stage's lr/momentum: a number, a schedule, or a schedule config dict (``{"name": "one_cycle", ...}``,
+    as in TOML configs)."""
+    if isinstance(value, Mapping):
+        from cadence.schedules import from_config
+
+        return from_config(value)
+    return value
+
+
 def parse_stages(stages: Sequence[Mapping[str, Any]]) -> list[Stage]:
     """Validate stage dicts.
 
     Each needs exactly one of ``at_step``/``at_epoch``/``at`` (fraction of training) and ``groups`` (the
-    number of last groups to train, a list of group indices, or ``"all"``); ``lr``/``momentum`` are optional.
+    number of last groups to train, a list of group indices, or ``"all"``); ``lr``/``momentum`` are optional
+    (a number, a schedule, or a schedule config dict such as ``{"name": "cosine", ...}``).
     """
     if not stages:
         raise ConfigError("GradualUnfreezing needs at least one stage")
@@ -105,8 +116,8 @@ def parse_stages(stages: Sequence[Mapping[str, Any]]) -> list[Stage]:
                 start=value,
                 unit=unit,
                 groups=tuple(groups) if isinstance(groups, list) else groups,
-                lr=stage.get("lr"),
-                momentum=stage.get("momentum"),
+                lr=_schedule(stage.get("lr")),
+                momentum=_schedule(stage.get("momentum")),
             )
         )
     return parsed

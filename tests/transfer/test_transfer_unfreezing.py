@@ -134,3 +134,10 @@ def test_fine_tune_trains_the_head_first_then_everything():
     lrs = snapshots["phase_two_lrs"]  # groups: [0+1 (decay, no decay)], [2 ...], [3 ...]
     assert lrs[0] / lrs[-1] == pytest.approx(0.01)  # lr_mult 100 between first and last group
     assert lrs[2] / lrs[-1] == pytest.approx(0.1)
+
+
+def test_stage_schedules_from_config_dicts():
+    callback = GradualUnfreezing(
+        [{"at": 0, "groups": 1, "lr": {"name": "one_cycle", "max_lr": 0.1, "total_steps": 100}}]
+    )
+    assert callback.stages[0].lr(29) == pytest.approx(0.1, rel=1e-3)  # the peak at pct_start * steps
