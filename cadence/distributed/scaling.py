@@ -137,7 +137,13 @@ class ScaledSchedule(Schedule):
 
     def cycle_ends(self, total_steps: int) -> list[int]:
         """The wrapped cyclic schedule's cycle ends (scaling does not move them), for snapshot ensembles."""
-        return self.schedule.cycle_ends(total_steps)
+        cycle_ends = getattr(self.schedule, "cycle_ends", None)
+        if not callable(cycle_ends):
+            raise ConfigError(
+                f"{self.schedule!r} has no cycle ends; snapshot ensembles need a cyclic LR schedule "
+                "(snapshot_cosine, cosine_restarts, cyclic) or explicit snapshot steps"
+            )
+        return cycle_ends(total_steps)
 
     def breakpoints(self, until: float) -> list[float]:
         points = set(self.schedule.breakpoints(until))

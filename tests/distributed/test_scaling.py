@@ -94,6 +94,8 @@ def test_cycle_ends_of_a_scaled_cyclic_schedule():
     base = cosine_restarts(0.1, cycle_steps=100)
     scaled = lr_scaling_plan(base, 64, 8, warmup_steps=10).apply(base)
     assert scaled.cycle_ends(300) == base.cycle_ends(300)
+    with pytest.raises(ConfigError, match="no cycle ends"):
+        lr_scaling_plan(0.1, 64, 8, warmup_steps=10).apply(0.1).cycle_ends(300)
 
 
 def test_auto_lr_is_not_scaled():
