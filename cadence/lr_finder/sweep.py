@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -18,6 +18,7 @@ from torch import nn
 
 from cadence.errors import ConfigError
 from cadence.hyperparams import set_hyperparams
+from cadence.lr_finder.batches import batch_stream, to_device
 from cadence.lr_finder.result import LRCurve, LRFinderResult, assess_trust
 from cadence.lr_finder.state import TrainingSnapshot
 from cadence.lr_finder.suggestions import METHODS, suggest
@@ -81,50 +82,6 @@ def _validate(
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def _to_device(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_device(v, device) for v in value)
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    return value
-
-
-def _batch_stream(data: Any, repeat: int, repeats: int, seed: int) -> Iterator[Any]:
-    """Cycle through ``data`` forever; repeat ``r`` of ``repeats`` sees its own data order.
-
-    A ``TensorLoader`` walks epochs ``r, r + repeats, r + 2·repeats, ...`` (its order is a function of the
-    epoch); a sampler with ``set_epoch`` is given those epochs; a list or tuple of batches is permuted with a
-    seeded generator for ``r > 0``; a ``DataLoader`` with ``shuffle=True`` draws its order from torch's global
-    generator, which the caller seeds per repeat.
-    """
-    batches_of_epoch = getattr(data, "batches", None)
-    sampler = getattr(data, "sampler", None)
-    items = data
-    if repeat > 0 and isinstance(data, Sequence) and not callable(batches_of_epoch):
-        order = np.random.default_rng(seed + repeat).permutation(len(data))
-        items = [data[int(i)] for i in order]
-    epoch = repeat
-    while True:
-        if callable(batches_of_epoch):
-            iterator = iter(batches_of_epoch(epoch))
-        else:
-            if callable(getattr(sampler, "set_epoch", None)):
-                sampler.set_epoch(epoch)
-            iterator = iter(items)
-        count = 0
-        for batch in iterator:
-            count += 1
-            yield batch
-        if count == 0:
-            raise ConfigError(
-                "train_data yielded no batches; pass a re-iterable (a TensorLoader, a DataLoader or a list "
-                "of (inputs, targets) batches), not a one-shot iterator"
-            )
-        epoch += repeats
-
-
 def _distributed() -> tuple[bool, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return True, torch.distributed.get_world_size()
@@ -146,7 +103,7 @@ def _validation_loss(model, loss_fn, val_data, amp, device, distributed) -> floa
     batches = val_data.batches(0) if callable(getattr(val_data, "batches", None)) else val_data
     with torch.no_grad():
         for batch in batches:
-            inputs, targets = _to_device(batch[0], device), _to_device(batch[1], device)
+            inputs, targets = to_device(batch[0], device), to_device(batch[1], device)
             with amp.autocast():
                 loss = loss_fn(model(inputs), targets)
             size = len(targets) if hasattr(targets, "__len__") else 1
@@ -192,7 +149,7 @@ def _sweep(
         total = torch.zeros((), dtype=torch.float64, device=device)
         for micro in range(accumulation_steps):
             batch = next(stream)
-            inputs, targets = _to_device(batch[0], device), _to_device(batch[1], device)
+            inputs, targets = to_device(batch[0], device), to_device(batch[1], device)
             # DDP: only the last micro-batch of an update all-reduces gradients.
             final = micro == accumulation_steps - 1
             with nullcontext() if final or no_sync is None else no_sync():
@@ -359,7 +316,7 @@ def find_lr(
                         set_hyperparams(optimizer, 0, weight_decay=decay)
                     except ValueError as error:
                         raise ConfigError(f"weight_decays: {error}") from error
-                stream = _batch_stream(train_data, repeat, repeats, seed)
+                stream = batch_stream(train_data, repeat, repeats, seed)
                 tried, losses, smoothed, reason = _sweep(
                     model,
                     optimizer,
