@@ -72,7 +72,8 @@ def launch_local(
     ``argv`` is the command line after ``cadence``, e.g. ``["train", "config.toml"]``; any ``--nproc``
     option in it is removed. Returns 0 when every process succeeded, otherwise the exit code of the first
     process that failed (the others are then stopped). ``nproc`` = 1 still runs one child process, with
-    ``WORLD_SIZE=1`` (no process group is created). Equivalent to::
+    ``WORLD_SIZE=1`` (no process group is created). Unless ``OMP_NUM_THREADS`` is set, each process gets
+    ``cpu_count // nproc`` intra-op threads. Equivalent to::
 
         python -m torch.distributed.run --standalone --nproc-per-node N -m cadence ARGV
     """
@@ -81,6 +82,10 @@ def launch_local(
     argv = strip_nproc(argv)
     port = master_port or find_free_port()
     base_env = dict(os.environ if env is None else env)
+    if nproc > 1 and "OMP_NUM_THREADS" not in base_env:
+        # like torchrun, keep N processes from each starting one thread per core (oversubscription), but
+        # share the cores out instead of torchrun's single thread
+        base_env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     processes: list[subprocess.Popen] = []
     try:
         for rank in range(nproc):
