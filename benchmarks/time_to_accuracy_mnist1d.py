@@ -37,26 +37,28 @@ REFERENCE_STEPS = 6000
 
 
 def run_compare(
-    configs: list[str], *, seeds: int, jobs: int, out: Path, target: str, overrides: list[str]
+    configs: list[str],
+    *,
+    seeds: int,
+    jobs: int,
+    out: Path,
+    target: str,
+    overrides: list[str],
+    report_only: bool = False,
 ) -> dict:
-    """Run ``cadence compare`` (skipping finished runs) and return its results.json."""
-    command = [
-        sys.executable,
-        "-m",
-        "cadence",
-        "compare",
-        *configs,
-        "--seeds",
-        str(seeds),
-        "--jobs",
-        str(jobs),
-        "--target",
-        target,
-        "--out",
-        str(out),
-    ]
-    for override in overrides:
-        command += ["--set", override]
+    """Run ``cadence compare`` (skipping finished runs) and return its results.json.
+
+    ``report_only`` reads the run directories already under ``out/runs`` (unfinished runs show as such).
+    """
+    command = [sys.executable, "-m", "cadence", "compare"]
+    if report_only:
+        stems = [Path(config).stem for config in configs]
+        command += ["--runs", *[str(out / "runs" / stem) for stem in stems if (out / "runs" / stem).exists()]]
+    else:
+        command += [*configs, "--seeds", str(seeds), "--jobs", str(jobs)]
+        for override in overrides:
+            command += ["--set", override]
+    command += ["--target", target, "--out", str(out)]
     print("+", " ".join(command), flush=True)
     subprocess.run(command, cwd=ROOT, check=False)
     return json.loads((out / "results.json").read_text())
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "cadence-runs" / "tta-mnist1d")
     parser.add_argument("--smoke", action="store_true", help="1 seed, 40 steps, results not written")
+    parser.add_argument("--report-only", action="store_true", help="tabulate the runs already in --out")
     args = parser.parse_args(argv)
     overrides = ['train.progress="off"']
     if args.smoke:
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         target=f"val_accuracy={TARGET}",
         overrides=overrides,
+        report_only=args.report_only,
     )
     reference, candidate = results["groups"]
     rows = [

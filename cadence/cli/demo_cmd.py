@@ -92,7 +92,7 @@ def _model(splits, seed: int):
     return create("cnn1d", num_classes=splits.num_classes, input_shape=splits.input_shape)
 
 
-def find_demo_lr(out: Path, steps: int, seed: int = 0) -> float:
+def find_demo_lr(out: Path, steps: int, seed: int = 0, *, plot: bool = True) -> float:
     """Run the LR range test once (seed 0) and save ``lr_finder.json``/``.png`` in ``out``."""
     import torch
     import torch.nn.functional as functional
@@ -120,8 +120,9 @@ def find_demo_lr(out: Path, steps: int, seed: int = 0) -> float:
     if not value > 0:
         raise ConfigError("the LR finder found no usable learning rate on MNIST-1D")
     result.save_json(out / "lr_finder.json", value=value)
-    with contextlib.suppress(MissingDependencyError):
-        result.plot(out / "lr_finder.png")
+    if plot:
+        with contextlib.suppress(MissingDependencyError):
+            result.plot(out / "lr_finder.png")
     return value
 
 
@@ -244,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
         f"{len(POLICIES)} policies x {seeds} seeds x {steps} steps = {total} runs -> {out}"
     )
     say("LR range test (1e-5 .. 1, Adam) ...")
-    found_lr = find_demo_lr(out, steps=60 if args.quick else 100)
+    found_lr = find_demo_lr(out, steps=60 if args.quick else 100, plot=not args.no_plots)
     say(f"LR finder suggests {found_lr:.3g} (plot: {out / 'lr_finder.png'})")
     specs = [
         {
