@@ -35,6 +35,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-to
 .meta { color: #666; font-size: 0.9em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+td { white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 tr.failed td { color: #b00020; }
 .status-completed { color: #137333; } .status-failed, .status-diverged, .status-incomplete { color: #b00020; }
