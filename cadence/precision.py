@@ -35,6 +35,7 @@ __all__ = ["PRECISION_MODES", "Precision"]
 
 PRECISION_MODES = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_NO_AUTOCAST = contextlib.nullcontext()  # reusable and reentrant
 
 
 class Precision:
@@ -78,7 +79,7 @@ class Precision:
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """Context for the forward pass and the loss: autocast in bf16/fp16, nothing in fp32."""
         if self.dtype is None:
-            return contextlib.nullcontext()
+            return _NO_AUTOCAST
         return torch.autocast(self.device_type, dtype=self.dtype)
 
     def backward(self, loss: torch.Tensor) -> None:

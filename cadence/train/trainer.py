@@ -28,6 +28,7 @@ __all__ = ["Trainer", "accuracy"]
 SCHEDULE_NAMES = ("lr", "momentum", "weight_decay")
 DIVERGENCE_MODES = ("stop", "raise")
 PROGRESS_MODES = ("auto", True, False, None, "bar", "lines", "off")
+_NO_CONTEXT = contextlib.nullcontext()  # reusable: no allocation per micro-batch
 
 
 class Trainer:
@@ -60,6 +61,9 @@ class Trainer:
     batches has ``ceil(B / k)`` steps, and ``total_steps`` (given, or ``epochs × steps_per_epoch``) is what
     the schedules see. :class:`~cadence.train.state.TrainState` is the single source of truth; callbacks read
     and write its fields only.
+
+    ``fit`` seeds Python's ``random``, numpy and torch with ``seed`` before anything else (the model's
+    initialisation happened before, under the caller's seed).
 
     Resume: ``fit(resume="latest")`` (or a checkpoint path) restores model, optimizer, loss scaler, callback
     states, counters, the position in the data order and every RNG state, and continues as if never stopped:
@@ -224,7 +228,7 @@ class Trainer:
             self._call("on_batch_start", state)
             inputs, targets = state.batch
             synchronise = micro == group_size - 1 or self._ddp is None
-            with contextlib.nullcontext() if synchronise else self._ddp.no_sync():
+            with _NO_CONTEXT if synchronise else self._ddp.no_sync():
                 with self.precision.autocast():
                     state.outputs = self._forward(inputs)
                     state.loss = self.loss_fn(state.outputs, targets)
@@ -253,7 +257,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self._diverge(state, loss_value)
             return
-        applied = self.precision.step(self.optimizer, self.model.parameters(), self.grad_clip)
+        parameters = self.model.parameters() if self.grad_clip is not None else None
+        applied = self.precision.step(self.optimizer, parameters, self.grad_clip)
         self.optimizer.zero_grad(set_to_none=True)
         state.step += 1
         state.last_loss = loss_value
