@@ -211,18 +211,27 @@ def plot_lr_finder(runs: Sequence[RunRecord]) -> bytes | None:
     figure, ax = plt.subplots(figsize=(6.4, 3.8))
     drawn = False
     colors = {name: _COLORS[index % len(_COLORS)] for index, name in enumerate(_groups(runs))}
+    # The same sweep shared by several runs (one finder result handed to several policies) is drawn once.
+    curves: dict[tuple, tuple[np.ndarray, np.ndarray, float | None, list[RunRecord]]] = {}
     for run in runs:
         if not run.lr_finder:
             continue
         lrs, losses = _finder_arrays(run.lr_finder)
         if lrs.size < 2:
             continue
-        ax.plot(
-            lrs, losses, color=colors[run.name], alpha=0.8, linewidth=1.2, label=f"{run.name} seed {run.seed}"
-        )
-        chosen = _suggested_lr(run.lr_finder)
+        key = (tuple(np.round(lrs, 12)), tuple(np.round(losses, 9)))
+        if key not in curves:
+            curves[key] = (lrs, losses, _suggested_lr(run.lr_finder), [])
+        curves[key][3].append(run)
+    for lrs, losses, chosen, members in curves.values():
+        color = colors[members[0].name]
+        if len(members) == 1:
+            label = f"{members[0].name} seed {members[0].seed}"
+        else:
+            label = ", ".join(dict.fromkeys(run.name for run in members)) + f" ({len(members)} runs)"
+        ax.plot(lrs, losses, color=color, alpha=0.8, linewidth=1.2, label=label)
         if chosen:
-            ax.axvline(chosen, color=colors[run.name], linestyle="--", linewidth=0.8)
+            ax.axvline(chosen, color=color, linestyle="--", linewidth=0.8)
         drawn = True
     if not drawn:
         plt.close(figure)
