@@ -124,7 +124,13 @@ class SnapshotEnsemble(Callback):
             steps = list(self.at_steps)
             source = "at_steps"
         else:
-            if schedule is None or not callable(getattr(schedule, "cycle_ends", None)):
+            if schedule is None:
+                raise ConfigError(
+                    "SnapshotEnsemble does not know the Trainer's LR schedule: pass "
+                    "SnapshotEnsemble(schedule=the_lr_schedule) (the same object as schedules['lr']) or "
+                    "at_steps=[...]"
+                )
+            if not callable(getattr(schedule, "cycle_ends", None)):
                 raise ConfigError(
                     "SnapshotEnsemble needs a cyclic LR schedule with cycle_ends (snapshot_cosine, "
                     f"cosine_restarts, cyclic) or at_steps=[...]; the LR schedule is {schedule!r}"

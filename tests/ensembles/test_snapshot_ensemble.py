@@ -37,6 +37,8 @@ def test_num_snapshots_keeps_the_last_ends_and_at_steps_overrides():
         SnapshotEnsemble(num_snapshots=6, schedule=schedule).planned_steps(20)
     with pytest.raises(ConfigError, match="cycle_ends"):
         SnapshotEnsemble().planned_steps(20, schedule=lambda step: 0.1)
+    with pytest.raises(ConfigError, match="schedule=the_lr_schedule"):
+        SnapshotEnsemble().planned_steps(20)
     with pytest.raises(ConfigError, match="beyond"):
         SnapshotEnsemble(at_steps=[25]).planned_steps(20)
     with pytest.raises(ConfigError, match="num_snapshots"):
