@@ -190,8 +190,9 @@ def cutmix_batch(
     return mixed_x, mixed_targets
 
 
-# Losses known to take class indices or independent per-class probabilities, never a distribution
-# over classes: feeding them mixup/smoothed targets would silently train the wrong objective.
+# Losses that take class indices, independent per-class (multi-label) probabilities or regression targets,
+# never a distribution over classes: feeding them mixup/smoothed targets would silently train a different
+# objective. (nn.KLDivLoss takes a distribution, so it is allowed; it expects log-probabilities as input.)
 _HARD_TARGET_LOSSES = (
     nn.NLLLoss,
     nn.BCELoss,
@@ -203,7 +204,6 @@ _HARD_TARGET_LOSSES = (
     nn.L1Loss,
     nn.SmoothL1Loss,
     nn.HuberLoss,
-    nn.KLDivLoss,
     nn.CTCLoss,
 )
 
