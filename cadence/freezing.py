@@ -37,6 +37,7 @@ __all__ = [
     "freezeout_param_groups",
     "freezeout_times",
     "optimizer_group_index",
+    "set_norm_eval_",
     "set_trainable_",
     "unfreeze_",
 ]
@@ -120,6 +121,20 @@ def set_trainable_(groups: Sequence[GroupLike], trainable: Iterable[int], *, tra
             unfreeze_(group)
         else:
             freeze_(group, train_bn=train_bn)
+
+
+def set_norm_eval_(groups: Sequence[GroupLike]) -> None:
+    """Put the normalization layers of ``groups`` in eval mode (running statistics frozen, used as is).
+
+    fastai does this for a frozen body when ``train_bn=False``. ``model.train()`` undoes it, so a training
+    loop calls this after switching to train mode (GradualUnfreezing does, before every batch).
+    """
+    for group in groups:
+        modules = group.norm_modules() if isinstance(group, LayerGroup) else (
+            [m for m in group.modules() if isinstance(m, NORM_TYPES)] if isinstance(group, nn.Module) else []
+        )
+        for module in modules:
+            module.eval()
 
 
 # --------------------------------------------------------------------------------------------------------

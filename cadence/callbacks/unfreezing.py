@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cadence.errors import ConfigError
-from cadence.freezing import set_trainable_
+from cadence.freezing import set_norm_eval_, set_trainable_
 from cadence.hyperparams import ScheduleOrValue, resolve
 from cadence.param_groups import LayerGroup, layer_groups
 from cadence.train.callback import Callback
@@ -131,7 +131,8 @@ class GradualUnfreezing(Callback):
         groups: the layer groups (from :func:`cadence.param_groups.layer_groups`); ``None`` computes
             ``layer_groups(model, n_groups=n_groups)`` at fit start.
         n_groups: used when ``groups`` is ``None``.
-        train_bn: keep the normalization layers of frozen groups trainable (fastai's default).
+        train_bn: keep the normalization layers of frozen groups trainable and in train mode (fastai's
+            default); ``False`` freezes them and puts them in eval mode, so their running statistics stay.
     """
 
     def __init__(
@@ -194,10 +195,17 @@ class GradualUnfreezing(Callback):
     def _apply(self, state: TrainState) -> None:
         assert self.groups is not None
         index = self.stage_index(state.step)
+        trainable = self.stages[index].trainable(len(self.groups))
         if index != self._active:
-            trainable = self.stages[index].trainable(len(self.groups))
             set_trainable_(self.groups, trainable, train_bn=self.train_bn)
             self._active = index
+        if not self.train_bn and state.model.training:
+            # Frozen groups' norm layers in eval mode (the loop's model.train() switched them back on),
+            # the trainable groups' in train mode (they may have been frozen until this stage).
+            set_norm_eval_([group for i, group in enumerate(self.groups) if i not in trainable])
+            for i in trainable:
+                for module in self.groups[i].norm_modules():
+                    module.train()
         self._write_hyperparams(state)
 
     def _write_hyperparams(self, state: TrainState) -> None:

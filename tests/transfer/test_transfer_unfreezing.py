@@ -141,3 +141,28 @@ def test_stage_schedules_from_config_dicts():
         [{"at": 0, "groups": 1, "lr": {"name": "one_cycle", "max_lr": 0.1, "total_steps": 100}}]
     )
     assert callback.stages[0].lr(29) == pytest.approx(0.1, rel=1e-3)  # the peak at pct_start * steps
+
+
+def test_train_bn_false_keeps_frozen_norm_layers_in_eval_mode():
+    from types import SimpleNamespace
+
+    model = stack()
+    groups = layer_groups(model, n_groups=2)  # [0+1 (has batch norm), 2+3]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    callback = GradualUnfreezing(
+        [{"at_step": 0, "groups": 1}, {"at_step": 2, "groups": "all"}], groups=groups, train_bn=False
+    )
+    state = SimpleNamespace(
+        model=model.train(), optimizer=optimizer, step=0, total_steps=4, steps_per_epoch=4, hyperparams={}
+    )
+    callback.on_fit_start(state)
+    callback.on_batch_start(state)
+    assert not model[0][1].training
+    assert not model[0][1].weight.requires_grad
+    running = model[0][1].running_mean.clone()
+    model(torch.randn(8, 4))
+    assert torch.equal(model[0][1].running_mean, running)
+    state.step = 2
+    callback.on_batch_start(state)
+    assert model[0][1].training
+    assert model[0][1].weight.requires_grad
