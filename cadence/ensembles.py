@@ -33,6 +33,8 @@ __all__ = [
     "COMBINE_MODES",
     "Ensemble",
     "EnsembleReport",
+    "clone_model",
+    "collect_outputs",
     "combine_outputs",
     "evaluate_ensemble",
     "greedy_select",
