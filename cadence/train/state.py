@@ -39,6 +39,8 @@ class TrainState:
     #: Model outputs and loss of the current micro-batch (the loss is the unscaled, un-averaged one).
     outputs: Any = None
     loss: torch.Tensor | None = None
+    #: The run's schedules by hyperparameter name (``{"lr": one_cycle(...)}``), read-only for callbacks.
+    schedules: dict[str, Any] = field(default_factory=dict)
     #: Hyperparameter values applied for the current step, e.g. ``{"lr": 0.1, "momentum": 0.9}``.
     hyperparams: dict[str, float] = field(default_factory=dict)
     #: Mean training loss of the last completed optimizer step.
