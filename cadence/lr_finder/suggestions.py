@@ -81,9 +81,10 @@ def steepest(
 ) -> float | None:
     """LR of the most negative slope ``d loss / d log10(lr)`` before the minimum of the smoothed loss.
 
-    ``skip_start`` points at the beginning (default: 5% of the curve, at least 1, at most 10) and ``skip_end``
-    points at the end are ignored, as is everything after the minimum. Works for exponential and linear sweeps
-    alike because the slope is taken against the actual ``log10(lr)`` values.
+    ``skip_start`` points at the beginning (default: 10% of the curve, at least 1: there the smoothed loss is
+    still an average of only a few noisy batches) and ``skip_end`` points at the end are ignored, as is
+    everything after the minimum. Works for exponential and linear sweeps alike because the slope is taken
+    against the actual ``log10(lr)`` values.
     """
     lr_array, loss_array = finite_prefix(lrs, smoothed_losses)
     count = len(loss_array)
@@ -92,7 +93,7 @@ def steepest(
     if count < 3:
         return float(lr_array[0])
     if skip_start is None:
-        skip_start = min(10, max(1, count // 20))
+        skip_start = max(1, count // 10)
     slopes = np.gradient(loss_array, np.log10(lr_array))
     stop = min(int(np.argmin(loss_array)), count - skip_end)
     window = range(skip_start, stop)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 from torch import nn
 
 from cadence.errors import ConfigError
@@ -144,3 +145,29 @@ def test_real_one_cycle_hand_off(model, optimizer, batches):
     assert not resolved["lr"].needs_lr_finder
     assert resolved["lr"].max_lr == pytest.approx(expected)
     assert max(resolved["lr"](step) for step in range(100)) == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.slow  # a short Trainer run with a run directory
+def test_trainer_resolves_auto_one_cycle_and_records_it(batches, tmp_path):
+    trainer_module = pytest.importorskip("cadence.train.trainer")
+    schedules_module = pytest.importorskip("cadence.schedules")
+    from tests.lr_finder.conftest import make_model
+
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    trainer = trainer_module.Trainer(
+        model,
+        optimizer,
+        nn.functional.cross_entropy,
+        batches,
+        epochs=1,
+        progress="off",
+        run_dir=tmp_path,
+        schedules={"lr": schedules_module.one_cycle(max_lr="auto", total_steps=len(batches))},
+    )
+    trainer.fit()
+    record = json.loads((tmp_path / "lr_finder.json").read_text())
+    assert trainer.schedules["lr"].max_lr == pytest.approx(record["value"])
+    assert json.loads((tmp_path / "meta.json").read_text())["schedules"]["lr"] == repr(
+        trainer.schedules["lr"]
+    )

@@ -99,3 +99,11 @@ def test_trust_low_when_repeats_disagree_or_methods_disagree():
 def test_trust_low_when_the_loss_never_falls():
     flat = LRCurve(list(LRS), [1.0] * 61, [1.0] * 61, "completed", {"valley": 1e-3})
     assert assess_trust({"valley": 1e-3}, [flat], "valley").verdict == "low"
+
+
+def test_steepest_ignores_the_noisy_start_of_the_smoothed_curve():
+    log_lr = np.log10(LRS)
+    curve = 2.0 - 0.2 * np.tanh(2 * (log_lr + 2.0))  # the real descent, centred at index 40
+    curve[:6] += np.array([0.8, 0.5, 0.3, 0.15, 0.05, 0.02])  # the first few batches' average settling down
+    curve[55:] = curve[54] + 0.3 * np.arange(1, 7)
+    assert steepest(LRS, curve) == pytest.approx(lr_at(40))
