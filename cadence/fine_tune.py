@@ -82,6 +82,11 @@ def fine_tune_groups(
     return [*merged, head_group]
 
 
+def _pct(pct_start: float, steps: int) -> float:
+    # one-cycle needs a warm-up of more than one step; very short phases get a longer warm-up fraction.
+    return min(0.99, max(pct_start, 1.5 / steps))
+
+
 def fine_tune_plan(
     steps_per_epoch: int,
     *,
@@ -90,33 +95,27 @@ def fine_tune_plan(
     base_lr: float = 2e-3,
     momentum: tuple[float, float] | None = (0.95, 0.85),
 ) -> list[dict[str, Any]]:
-    """The two GradualUnfreezing stages of :func:`fine_tune` (head, then all groups)."""
+    """The GradualUnfreezing stages of :func:`fine_tune`: the head, then all groups.
+
+    A phase shorter than 3 steps gets a constant LR (``base_lr``, then ``base_lr / 2``) instead of one-cycle.
+    """
     from cadence.schedules import one_cycle, one_cycle_momentum
 
-    stages: list[dict[str, Any]] = []
+    phases = []
     if freeze_epochs > 0:
-        steps = freeze_epochs * steps_per_epoch
-        stage: dict[str, Any] = {
-            "at_step": 0,
-            "groups": 1,
-            "lr": one_cycle(max_lr=base_lr, total_steps=steps, pct_start=0.99),
-        }
-        if momentum is not None:
-            stage["momentum"] = one_cycle_momentum(
-                total_steps=steps, max_momentum=momentum[0], base_momentum=momentum[1], pct_start=0.99
-            )
+        phases.append((0, freeze_epochs * steps_per_epoch, 1, base_lr, 0.99, 25.0))
+    phases.append((freeze_epochs * steps_per_epoch, epochs * steps_per_epoch, "all", base_lr / 2, 0.3, 5.0))
+    stages: list[dict[str, Any]] = []
+    for start, steps, groups, max_lr, pct_start, div_factor in phases:
+        stage: dict[str, Any] = {"at_step": start, "groups": groups, "lr": max_lr}
+        if steps >= 3:
+            pct = _pct(pct_start, steps)
+            stage["lr"] = one_cycle(max_lr=max_lr, total_steps=steps, pct_start=pct, div_factor=div_factor)
+            if momentum is not None:
+                stage["momentum"] = one_cycle_momentum(
+                    total_steps=steps, max_momentum=momentum[0], base_momentum=momentum[1], pct_start=pct
+                )
         stages.append(stage)
-    steps = epochs * steps_per_epoch
-    stage = {
-        "at_step": freeze_epochs * steps_per_epoch,
-        "groups": "all",
-        "lr": one_cycle(max_lr=base_lr / 2, total_steps=steps, pct_start=0.3, div_factor=5.0),
-    }
-    if momentum is not None:
-        stage["momentum"] = one_cycle_momentum(
-            total_steps=steps, max_momentum=momentum[0], base_momentum=momentum[1], pct_start=0.3
-        )
-    stages.append(stage)
     return stages
 
 
