@@ -22,6 +22,7 @@ from cadence.distributed.ddp import (
     all_reduce_mean,
     all_reduce_sum_tensor,
     broadcast_object,
+    changes_trainable,
     unwrap_model,
     wrap_model,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "all_reduce_sum_tensor",
     "barrier",
     "broadcast_object",
+    "changes_trainable",
     "check_world_size",
     "default_device",
     "derive_warmup_steps",

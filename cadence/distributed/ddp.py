@@ -6,7 +6,7 @@ All functions are no-ops (or identity) in a single process, so the same loop run
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -16,7 +16,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from cadence.distributed.environment import is_distributed
 
-__all__ = ["all_reduce_mean", "all_reduce_sum_tensor", "broadcast_object", "unwrap_model", "wrap_model"]
+__all__ = [
+    "all_reduce_mean",
+    "all_reduce_sum_tensor",
+    "broadcast_object",
+    "changes_trainable",
+    "unwrap_model",
+    "wrap_model",
+]
 
 
 def _communication_device() -> torch.device:
@@ -99,6 +106,24 @@ def wrap_model(
         if trainable_changes:
             for parameter in frozen:
                 parameter.requires_grad_(False)
+
+
+def changes_trainable(callbacks: Iterable[object]) -> bool:
+    """True when one of ``callbacks`` freezes or unfreezes parameters during the run.
+
+    That is :class:`~cadence.callbacks.freezeout.FreezeOut`, :class:`~cadence.callbacks.unfreezing.
+    GradualUnfreezing`, or any callback with a true ``changes_trainable`` attribute. A training loop passes
+    the answer to :func:`wrap_model` as ``trainable_changes``::
+
+        model = wrap_model(model, device, trainable_changes=changes_trainable(callbacks))
+    """
+    from cadence.callbacks.freezeout import FreezeOut
+    from cadence.callbacks.unfreezing import GradualUnfreezing
+
+    return any(
+        isinstance(callback, (FreezeOut, GradualUnfreezing)) or getattr(callback, "changes_trainable", False)
+        for callback in callbacks
+    )
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

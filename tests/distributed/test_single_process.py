@@ -105,3 +105,17 @@ def test_record_lr_scaling_prints_and_records(tmp_path):
     assert [record["lr"] for record in records if record["kind"] == "train"] == pytest.approx(
         [0.1, 0.15, 0.2, 0.2]
     )
+
+
+def test_changes_trainable_recognises_freezing_callbacks():
+    from cadence.callbacks.freezeout import FreezeOut
+    from cadence.callbacks.mixup import Mixup
+    from cadence.train.callback import Callback
+
+    class Custom(Callback):
+        changes_trainable = True
+
+    assert distributed.changes_trainable([FreezeOut()])
+    assert distributed.changes_trainable([Custom()])
+    assert not distributed.changes_trainable([Mixup()])
+    assert not distributed.changes_trainable([])
