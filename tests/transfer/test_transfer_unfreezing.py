@@ -166,3 +166,18 @@ def test_train_bn_false_keeps_frozen_norm_layers_in_eval_mode():
     callback.on_batch_start(state)
     assert model[0][1].training
     assert model[0][1].weight.requires_grad
+
+
+def test_fine_tune_plan_stages():
+    from cadence.fine_tune import fine_tune_plan
+
+    stages = fine_tune_plan(10, freeze_epochs=1, epochs=2, base_lr=0.01)
+    assert [(s["at_step"], s["groups"]) for s in stages] == [(0, 1), (10, "all")]
+    head = [stages[0]["lr"](step) for step in range(10)]  # one-cycle, warm-up over 99% of the phase
+    assert head[:9] == sorted(head[:9])
+    assert max(head) == pytest.approx(0.01, rel=0.05)
+    assert head.index(max(head)) == 8
+    assert max(stages[1]["lr"](step) for step in range(20)) == pytest.approx(0.005)  # then base_lr / 2
+    short = fine_tune_plan(1, freeze_epochs=1, epochs=2, base_lr=0.01)  # too short for one-cycle
+    assert [s["lr"] for s in short] == [0.01, 0.005]
+    assert [s["at_step"] for s in fine_tune_plan(4, freeze_epochs=0, epochs=1)] == [0]
