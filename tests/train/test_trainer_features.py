@@ -265,8 +265,8 @@ def test_bf16_training_on_cpu_learns():
     trainer = trainer_for(
         model,
         as_list(inputs, targets, 16),
-        optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
-        epochs=15,
+        optimizer=torch.optim.Adam(model.parameters(), lr=3e-2),
+        epochs=6,
         precision="bf16",
         callbacks=[Look()],
     )
