@@ -13,8 +13,9 @@ __all__ = ["RecordLRScaling"]
 
 
 class RecordLRScaling(Callback):
-    """On rank 0: print :meth:`LRScalingPlan.summary` at fit start and store :meth:`LRScalingPlan.to_dict`
-    under ``summary.json`` → ``extra.lr_scaling`` at fit end (when the run has a directory).
+    """On rank 0: print :meth:`LRScalingPlan.summary` at fit start (unless ``print_summary=False``) and
+    store :meth:`LRScalingPlan.to_dict` under ``summary.json`` → ``extra.lr_scaling`` at fit end (when the
+    run has a directory).
 
     Example::
 
@@ -22,12 +23,15 @@ class RecordLRScaling(Callback):
         trainer = Trainer(..., schedules={"lr": plan.apply(0.1)}, callbacks=[RecordLRScaling(plan)])
     """
 
-    def __init__(self, plan: LRScalingPlan, *, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, plan: LRScalingPlan, *, print_summary: bool = True, stream: TextIO | None = None
+    ) -> None:
         self.plan = plan
+        self.print_summary = print_summary
         self.stream = stream
 
     def on_fit_start(self, state: TrainState) -> None:
-        if state.is_main_process:
+        if self.print_summary and state.is_main_process:
             print(self.plan.summary(), file=self.stream or sys.stdout, flush=True)
 
     def on_fit_end(self, state: TrainState) -> None:
