@@ -105,6 +105,9 @@ def test_record_lr_scaling_prints_and_records(tmp_path):
     assert [record["lr"] for record in records if record["kind"] == "train"] == pytest.approx(
         [0.1, 0.15, 0.2, 0.2]
     )
+    quiet = distributed.RecordLRScaling(plan, print_summary=False, stream=stream)
+    quiet.on_fit_start(trainer.state)
+    assert stream.getvalue().strip() == plan.summary()  # nothing added
 
 
 def test_changes_trainable_recognises_freezing_callbacks():
