@@ -203,3 +203,69 @@ def test_sigkill_then_resume_in_a_fresh_process_is_bitwise_identical(tmp_path):
     for name, value in final_straight.items():
         assert torch.equal(value, final_resumed[name]), name
     assert train_records(tmp_path / "killed") == train_records(tmp_path / "straight")
+
+
+def test_fp16_resume_restores_the_loss_scale_and_is_exact(tmp_path):
+    class InfOnce(Callback):
+        def on_after_backward(self, state):
+            if state.step == 1:  # a skipped update halves the scale before the checkpoint at step 4
+                next(state.model.parameters()).grad[0, 0] = float("inf")
+
+    def run(run_dir, resume=None):
+        inputs, targets = make_data(samples=32)
+        model = make_model(seed=2)
+        trainer = Trainer(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+            F.cross_entropy,
+            PairLoader(inputs, targets, batch_size=8),
+            epochs=2,
+            precision="fp16",
+            grad_clip=1.0,
+            label_smoothing=0.1,
+            callbacks=[InfOnce()],
+            run_dir=run_dir,
+            checkpoint_every_steps=2,
+            keep_checkpoints=10,
+            progress=False,
+        )
+        return trainer, model, trainer.fit(resume=resume)
+
+    straight, straight_model, straight_state = run(tmp_path / "straight")
+    saved = checkpoints.checkpoint_path(tmp_path / "straight" / "checkpoints", 4)
+    assert checkpoints.load_checkpoint(saved)["precision"]["scaler"]["scale"] == 2.0**15
+    resumed, resumed_model, resumed_state = run(tmp_path / "resumed", resume=saved)
+    assert resumed.precision.scale == straight.precision.scale
+    assert resumed_state.skipped_steps == straight_state.skipped_steps == 1
+    for name, value in straight_model.state_dict().items():
+        assert torch.equal(value, resumed_model.state_dict()[name]), name
+
+
+def test_dataloader_sampler_gets_the_epoch(tmp_path):
+    epochs = []
+
+    class Sampler(torch.utils.data.Sampler):
+        def __init__(self, size):
+            self.size = size
+
+        def set_epoch(self, epoch):
+            epochs.append(epoch)
+
+        def __iter__(self):
+            return iter(range(self.size))
+
+        def __len__(self):
+            return self.size
+
+    inputs, targets = make_data(samples=16)
+    dataset = TensorDataset(inputs, targets)
+    model = make_model()
+    Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        F.cross_entropy,
+        DataLoader(dataset, batch_size=8, sampler=Sampler(16)),
+        epochs=3,
+        progress=False,
+    ).fit()
+    assert epochs == [0, 1, 2]
