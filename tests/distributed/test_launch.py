@@ -108,6 +108,9 @@ def test_cadence_train_nproc_2_end_to_end(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # the LR scaling plan is printed once (by rank 0)
+    assert result.stdout.count("lr scaling: linear, global batch 32 = 16 per device × 2 processes") == 1
+    assert "max_lr 0.05 -> 0.1; warmup 4 steps (given)" in result.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     meta = json.loads((run_dir / "meta.json").read_text())
     assert summary["status"] == "completed"
