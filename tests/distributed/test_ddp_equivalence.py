@@ -94,3 +94,40 @@ def test_two_ranks_match_one_process_with_double_batch(ranks, tmp_path, accumula
     assert max((a - b).abs().max().item() for a, b in zip(reference, initial)) > 1e-2
     # one all-reduce per optimizer step (this model fits one bucket): no_sync skipped the other micro-batches
     assert [result["allreduce_calls"] for result in results] == [STEPS, STEPS]
+
+
+def metrics_worker(rank: int, directory) -> None:
+    # unequal shards: rank 0 holds 3 examples, rank 1 holds 5
+    _, inputs, targets = make_problem()
+    model, _, _ = make_problem()
+    shard = slice(0, 3) if rank == 0 else slice(3, 8)
+    with torch.no_grad():
+        losses = nn.functional.cross_entropy(model(inputs[shard]), targets[shard], reduction="none")
+    local = {"loss": losses.mean().item(), "count": float(len(losses))}
+    summed = torch.tensor([losses.sum().item()], dtype=torch.float64)
+    save_result(
+        directory,
+        rank,
+        {
+            "local": local,
+            "mean": distributed.all_reduce_mean(local),
+            "weighted": distributed.all_reduce_mean({"loss": local["loss"]}, weight=len(losses)),
+            "sum": distributed.all_reduce_sum_tensor(summed).item(),
+        },
+    )
+
+
+def test_metrics_are_reduced_over_ranks(ranks, tmp_path):
+    ranks(metrics_worker, tmp_path)
+    rank0, rank1 = load_results(tmp_path)
+    model, inputs, targets = make_problem()
+    with torch.no_grad():
+        losses = nn.functional.cross_entropy(model(inputs[:8]), targets[:8], reduction="none")
+    for result in (rank0, rank1):
+        # plain mean of the ranks' local means
+        assert result["mean"]["loss"] == pytest.approx((rank0["local"]["loss"] + rank1["local"]["loss"]) / 2)
+        assert result["mean"]["count"] == 4.0
+        # weighted by sample count: the mean over all 8 examples
+        assert result["weighted"]["loss"] == pytest.approx(losses.mean().item(), rel=1e-6)
+        assert result["sum"] == pytest.approx(losses.sum().item(), rel=1e-6)
+    assert rank0["local"]["loss"] != pytest.approx(rank1["local"]["loss"])
