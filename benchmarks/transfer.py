@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--base-lr", type=float, default=2e-3)
+    parser.add_argument("--lr-mult", type=float, default=100.0)
     parser.add_argument("--scratch-lr", type=float, default=5e-3)
     parser.add_argument("--probe-lr", type=float, default=1e-2)
     parser.add_argument("--probe-epochs", type=int, default=20)
@@ -138,6 +139,7 @@ def main() -> None:
             fine_tune(
                 model, TensorLoader(x_train, y_train, args.batch_size, seed=seed), head=model.head(),
                 freeze_epochs=args.freeze_epochs, epochs=args.epochs, base_lr=args.base_lr, seed=seed,
+                lr_mult=args.lr_mult,
                 device="cpu", progress=False, eval_every_epochs=None, checkpoint_every_epochs=None,
             )  # fmt: skip
             wall, cpu = time.perf_counter() - start, time.process_time() - cpu
