@@ -243,9 +243,10 @@ def markdown(results: list[dict], command: str, seconds: float) -> str:
         "- auto = `find_lr` defaults (1e-7 → 10, 100 steps, smoothing 0.98, stop at 4× the minimum) on the "
         "freshly initialised model, through `resolve_auto_schedules`; each auto row trains with one rule's "
         "value from the same sweep (`steepest` is the hand-off's default rule, `valley` find_lr's).",
-        "- the hand-off's default rule (`steepest`) was chosen after seeing these runs (they were run with "
-        "`valley` as default; every rule's value comes from the same seeded sweep, so the rows are "
-        "the same): its rows are in-sample evidence, not an independent test.",
+        "- the hand-off's default rule (`steepest`) was chosen after seeing the `mnist1d` and "
+        "`fashion-mnist` runs (run with `valley` as default; every rule's value comes from the same seeded "
+        "sweep, so the rows are the same): there its rows are in-sample evidence. "
+        "`fashion-mnist-cnn28` (cadence.models' cnn28) ran afterwards, unchanged: out of sample.",
         "- finder time includes the deep copy, the JSON record and the plot (matplotlib's first import).",
         "- GPU: not measured (no GPU).",
         "",
