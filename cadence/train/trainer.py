@@ -388,7 +388,9 @@ class Trainer:
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        forward_model = distributed.wrap_model(self.model, self.device)
+        # Under DDP, callbacks that freeze or unfreeze layers mid-run need every parameter registered.
+        trainable_changes = distributed.is_distributed() and distributed.changes_trainable(self.callbacks)
+        forward_model = distributed.wrap_model(self.model, self.device, trainable_changes=trainable_changes)
         self._ddp = forward_model if forward_model is not self.model else None
         if self.compile:
             forward_model = torch.compile(forward_model)
