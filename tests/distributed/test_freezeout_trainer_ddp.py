@@ -1,4 +1,4 @@
-"""FreezeOut in the Trainer under two ranks (layers freeze during the run)."""
+"""FreezeOut in the Trainer under two ranks: layers freeze during the run, ranks stay exact."""
 
 from __future__ import annotations
 
@@ -44,11 +44,6 @@ def worker(rank: int, directory: Path) -> None:
     save_result(directory, rank, fit(rank, distributed.get_world_size()))
 
 
-@pytest.mark.xfail(
-    reason="the Trainer must wrap the model with wrap_model(..., trainable_changes=True) when a callback "
-    "freezes or unfreezes layers during the run; remove this marker once it does",
-    strict=False,
-)
 def test_freezeout_on_two_ranks_matches_one_process(ranks, tmp_path):
     ranks(worker, tmp_path)
     rank0, rank1 = load_results(tmp_path)
