@@ -120,6 +120,7 @@ class Trainer:
         csv: bool = False,
         tensorboard: bool = False,
     ) -> None:
+        callbacks = list(callbacks)
         if epochs is None and total_steps is None:
             raise ConfigError("Trainer: give epochs or total_steps (the number of optimizer updates)")
         _check_positive("epochs", epochs)
@@ -147,6 +148,12 @@ class Trainer:
                 raise ConfigError(f"metrics: unknown metric {metric!r}; allowed: 'accuracy' or a callable")
         if tensorboard:
             require("tensorboard", "tensorboard", "TensorBoard logging (tensorboard=True)")
+        soft_sources = [f"label_smoothing={label_smoothing}"] if label_smoothing else []
+        soft_sources += [type(c).__name__ for c in callbacks if getattr(c, "produces_soft_targets", False)]
+        if soft_sources:
+            from cadence.regularization import check_soft_target_loss
+
+            check_soft_target_loss(loss_fn, purpose=" and ".join(soft_sources))
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -219,6 +226,7 @@ class Trainer:
         self.model.train()
         group_size = micro = 0
         loss_sum: torch.Tensor | None = None
+        completed = True  # False when a stop or the step budget ends the loop before the data does
         for batch in self._epoch_iterator(state):
             if micro == 0:  # a new optimizer step: its hyperparameters hold for all of its micro-batches
                 group_size = min(self.accumulation_steps, self._batches_per_epoch - state.batch_index)
@@ -243,11 +251,12 @@ class Trainer:
                 micro = 0
                 self._optimizer_step(state, loss_sum / group_size if group_size > 1 else loss_sum)
                 if state.should_stop or state.step >= state.total_steps:
+                    completed = state.batch_index >= self._batches_per_epoch
                     break
         if micro:  # the data ran out inside a group (an iterable shorter than it said)
             self._optimizer_step(state, loss_sum / micro)
         state.batch = state.outputs = state.loss = None
-        self._end_epoch(state)
+        self._end_epoch(state, completed)
 
     def _optimizer_step(self, state: TrainState, loss: torch.Tensor) -> None:
         loss_value = loss.item()  # the one host synchronisation per step: logging and divergence need it
@@ -276,7 +285,7 @@ class Trainer:
         if self.checkpoint_every_steps and state.step % self.checkpoint_every_steps == 0:
             self._save_checkpoint(state)
 
-    def _end_epoch(self, state: TrainState) -> None:
+    def _end_epoch(self, state: TrainState, completed: bool) -> None:
         finished = state.step >= state.total_steps or state.should_stop
         every = self.eval_every_epochs
         evaluate = self.eval_data is not None and self._divergence is None
@@ -285,6 +294,10 @@ class Trainer:
             self._record_evaluation(state)
             self._call("on_eval_end", state)
         self._call("on_epoch_end", state)
+        if not completed:
+            # Stopped inside the epoch: the counters keep pointing at the next unseen batch, so a resume
+            # from the final checkpoint continues this epoch instead of skipping the rest of it.
+            return
         state.epoch += 1
         state.batch_index = 0
         every = self.checkpoint_every_epochs
@@ -368,6 +381,7 @@ class Trainer:
             self._load_checkpoint(state, saved)
         if any(getattr(schedule, "needs_lr_finder", False) for schedule in self.schedules.values()):
             raise ConfigError("schedules: an 'auto' learning rate was not resolved by the LR finder")
+        state.schedules = dict(self.schedules)
         self._writer = RunWriter(
             self.run_dir if self.run_dir is not None else Path("."),
             enabled=self.run_dir is not None and state.is_main_process,

@@ -415,3 +415,43 @@ def test_tensorboard_needs_its_package():
         pytest.skip("tensorboard is installed")
     with pytest.raises(MissingDependencyError, match="cadence\\[tensorboard\\]"):
         trainer_for(tensorboard=True)
+
+
+def test_soft_targets_with_a_loss_that_cannot_take_them_are_refused_up_front() -> None:
+    from cadence.callbacks.mixup import Mixup
+    from cadence.errors import ConfigError
+
+    inputs, targets = make_data()
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = [(inputs, targets)]
+    with pytest.raises(ConfigError, match=r"label_smoothing=0.1 produces soft targets.*NLLLoss"):
+        Trainer(model, optimizer, torch.nn.NLLLoss(), data, epochs=1, label_smoothing=0.1)
+    with pytest.raises(ConfigError, match=r"Mixup produces soft targets.*MSELoss"):
+        Trainer(model, optimizer, torch.nn.MSELoss(), data, epochs=1, callbacks=[Mixup(alpha=0.2)])
+
+
+def test_callbacks_see_the_run_schedules_on_the_state() -> None:
+    from cadence.schedules import snapshot_cosine
+
+    seen = {}
+
+    class Spy(Callback):
+        def on_fit_start(self, state):
+            seen.update(state.schedules)
+
+    inputs, targets = make_data()
+    model = make_model()
+    schedule = snapshot_cosine(0.1, total_steps=6, num_snapshots=2)
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        torch.nn.functional.cross_entropy,
+        as_list(inputs, targets, 8),
+        total_steps=6,
+        schedules={"lr": schedule},
+        callbacks=[Spy()],
+        progress=False,
+    )
+    trainer.fit()
+    assert seen == {"lr": schedule}

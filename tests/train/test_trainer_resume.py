@@ -269,3 +269,36 @@ def test_dataloader_sampler_gets_the_epoch(tmp_path):
         progress=False,
     ).fit()
     assert epochs == [0, 1, 2]
+
+
+class StopOnceAt(Callback):
+    """Asks the loop to stop after update ``step`` (a time limit, say), then never again."""
+
+    def __init__(self, step: int | None) -> None:
+        self.step = step
+
+    def on_step_end(self, state):
+        if state.step == self.step:
+            state.should_stop = True
+            state.stop_reason = f"stopped at {self.step}"
+
+
+@pytest.mark.parametrize("stop_step", [5, 6, 7])  # mid-epoch, at an epoch boundary, mid-epoch
+def test_resume_after_a_stop_inside_an_epoch_continues_that_epoch(tmp_path, stop_step):
+    straight, straight_model, _ = build(tmp_path / "straight", "pairs", epochs=2)
+    straight.fit()
+
+    run_dir = tmp_path / "stopped"
+    stopped, _, _ = build(run_dir, "pairs", epochs=2)
+    stopped.callbacks.append(StopOnceAt(stop_step))
+    state = stopped.fit()
+    assert state.step == stop_step
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "stopped"
+
+    resumed, resumed_model, _ = build(run_dir, "pairs", epochs=2)
+    resumed.callbacks.append(StopOnceAt(None))
+    assert resumed.fit(resume="latest").step == straight.state.step
+    for name, value in straight_model.state_dict().items():
+        assert torch.equal(value, resumed_model.state_dict()[name]), name
+    train_only = [r for r in train_records(run_dir) if r["kind"] == "train"]
+    assert train_only == [r for r in train_records(tmp_path / "straight") if r["kind"] == "train"]
