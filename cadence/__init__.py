@@ -6,12 +6,14 @@ The most used names are here; each area has its own module with the rest:
 ``cadence.data``, ``cadence.models``, ``cadence.tracking``.
 """
 
-from cadence.ensembles import Ensemble
+from cadence.ensembles import Ensemble, evaluate_ensemble, greedy_select
+from cadence.errors import ConfigError, DivergenceError
 from cadence.freezing import freeze_, unfreeze_
 from cadence.hyperparams import set_hyperparams
 from cadence.lr_finder import LRFinderResult, find_lr
 from cadence.param_groups import discriminative_lrs, layer_groups
 from cadence.precision import Precision
+from cadence.regularization import cutmix_batch, mixup_batch, one_hot, soft_cross_entropy
 from cadence.schedules import (
     LRSchedulerAdapter,
     Schedule,
@@ -27,14 +29,14 @@ from cadence.schedules import (
     to_config,
     warmup_cosine,
 )
-from cadence.train.callback import Callback
-from cadence.train.state import TrainState
-from cadence.train.trainer import Trainer
+from cadence.train import Callback, Trainer, TrainState, evaluate_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Callback",
+    "ConfigError",
+    "DivergenceError",
     "Ensemble",
     "LRFinderResult",
     "LRSchedulerAdapter",
@@ -44,19 +46,26 @@ __all__ = [
     "Trainer",
     "__version__",
     "cosine_restarts",
+    "cutmix_batch",
     "cyclic",
     "cyclic_momentum",
     "discriminative_lrs",
+    "evaluate_ensemble",
+    "evaluate_model",
     "find_lr",
     "freeze_",
     "from_config",
+    "greedy_select",
     "layer_groups",
+    "mixup_batch",
     "one_cycle",
     "one_cycle_momentum",
+    "one_hot",
     "ramp_sustain_decay",
     "scaled_lr",
     "set_hyperparams",
     "snapshot_cosine",
+    "soft_cross_entropy",
     "to_config",
     "unfreeze_",
     "warmup_cosine",
