@@ -321,9 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=float("nan"), help="total time, for --render")
     args = parser.parse_args(argv)
     if args.render is not None:
-        saved = json.loads(args.render.read_text())
-        if isinstance(saved, list):  # written before the total time was stored with the results
-            saved = {"seconds": args.seconds, "results": saved}
+        saved = {"seconds": 0.0, "results": []}
+        for path in args.render:  # several result files (runs made at different times) in one table
+            part = json.loads(path.read_text())
+            if isinstance(part, list):  # written before the total time was stored with the results
+                part = {"seconds": args.seconds, "results": part}
+            saved["seconds"] += part["seconds"]
+            saved["results"] += part["results"]
         command = "python benchmarks/lr_finder_auto.py`; table: `... --render " + " ".join(
             map(str, args.render)
         )

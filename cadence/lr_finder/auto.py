@@ -22,9 +22,9 @@ RESULT_FILE = "lr_finder.json"
 PLOT_FILE = "lr_finder.png"
 #: Rule used for an "auto" schedule peak unless ``finder_options["method"]`` says otherwise. One-cycle and
 #: cyclic schedules spend only a short time at their peak, so their max_lr belongs near the edge of the
-#: falling part of the curve: in benchmarks/results/lr_finder_auto.md "steepest" came within about a point
-#: of the best grid max_lr on MNIST-1D and Fashion-MNIST, while "valley" and "minimum" (rules for a
-#: constant LR) chose values about ten times smaller and lost about ten points.
+#: falling part of the curve. In benchmarks/results/lr_finder_auto.md "steepest" came within about a point
+#: of the best grid max_lr on two of three setups where "valley" lost 6-11 points, but it lost 9 points on
+#: the third (too close to the divergence cliff), where "valley" was best. "valley" is the cautious choice.
 AUTO_METHOD = "steepest"
 
 
