@@ -37,7 +37,7 @@ POLICIES = ("constant", "one_cycle", "triangular2", "cosine_restarts")
 DEFAULT_OUT = "cadence-runs/demo"
 #: Step budget per run. Chosen so that the whole demo (LR finder + 12 runs in 2 processes + report) ends
 #: in well under 3 minutes on a 2-core CPU; see docs/compare.md for the measurement.
-DEFAULT_STEPS = 1000
+DEFAULT_STEPS = 2000
 QUICK_STEPS = 120
 REFERENCE_LR = 1e-2
 BATCH_SIZE = 100
