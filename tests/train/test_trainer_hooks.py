@@ -109,4 +109,6 @@ def test_total_steps_stops_inside_an_epoch():
         total_steps=7,
         progress=False,
     ).fit()
-    assert (state.step, state.epoch) == (7, 2)
+    # 5 batches per epoch: the budget ends after the second batch of epoch 1, and the counters point at
+    # the next unseen batch of that epoch (what a resume from the final checkpoint continues with).
+    assert (state.step, state.epoch, state.batch_index) == (7, 1, 2)
