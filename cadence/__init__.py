@@ -6,6 +6,7 @@ The most used names are here; each area has its own module with the rest:
 ``cadence.data``, ``cadence.models``, ``cadence.tracking``.
 """
 
+from cadence import callbacks
 from cadence.ensembles import Ensemble, evaluate_ensemble, greedy_select
 from cadence.errors import ConfigError, DivergenceError
 from cadence.freezing import freeze_, unfreeze_
@@ -45,6 +46,7 @@ __all__ = [
     "TrainState",
     "Trainer",
     "__version__",
+    "callbacks",
     "cosine_restarts",
     "cutmix_batch",
     "cyclic",
