@@ -545,7 +545,8 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
         else:
             schedules[target] = _prefixed(where, lambda table=table: from_config(table))
     rule = distributed_table.get("lr_scaling", "none")
-    if rule != "none":
+    warmup_given = any(distributed_table.get(key) for key in ("warmup_steps", "warmup_epochs"))
+    if rule != "none" or warmup_given:  # a warmup alone is a plan too (factor 1)
         from cadence.distributed.scaling import lr_scaling_plan
 
         base = tables.get("lr", optimizer.param_groups[0]["lr"])
@@ -603,6 +604,11 @@ def trainer_for(experiment: Experiment, run_dir: str | Path | None = None) -> An
     """A :class:`cadence.train.trainer.Trainer` for a built experiment, writing to ``run_dir``."""
     from cadence.train.trainer import Trainer
 
+    callbacks = list(experiment.callbacks)
+    if experiment.lr_scaling is not None:  # records the plan in summary.json; the line is printed already
+        from cadence.distributed import RecordLRScaling
+
+        callbacks.append(RecordLRScaling(experiment.lr_scaling, print_summary=False))
     return Trainer(
         experiment.model,
         experiment.optimizer,
@@ -610,7 +616,7 @@ def trainer_for(experiment: Experiment, run_dir: str | Path | None = None) -> An
         experiment.train_loader,
         schedules=experiment.schedules or None,
         eval_data=experiment.eval_loader,
-        callbacks=experiment.callbacks,
+        callbacks=callbacks,
         run_dir=run_dir,
         config=experiment.config,
         **experiment.trainer_options,

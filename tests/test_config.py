@@ -215,3 +215,14 @@ def test_distributed_lr_scaling_scales_the_schedule():
     peak = max(lr(step) for step in range(experiment.total_steps))
     assert peak == pytest.approx(0.2, rel=0.02)  # max_lr 0.1 scaled by 2
     assert build_experiment(tiny("distributed.lr_scaling=none")).lr_scaling is None
+
+
+def test_a_warmup_without_lr_scaling_is_still_applied():
+    experiment = build_experiment(tiny("distributed.lr_scaling=none", "distributed.warmup_steps=4"))
+    plan = experiment.lr_scaling
+    assert plan is not None
+    assert (plan.factor, plan.warmup_steps) == (1.0, 4)
+    lr = experiment.schedules["lr"]
+    unwarmed = build_experiment(tiny()).schedules["lr"]
+    assert lr(0) < unwarmed(0)  # ramps up from 0 over the first 4 steps
+    assert lr(10) == pytest.approx(unwarmed(10))  # and then follows the configured schedule

@@ -56,14 +56,18 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--resume needs --run-dir DIR (the run to continue)")
     config = load_config(args.config, args.overrides)  # fail fast, before any process starts
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config)
-    if args.nproc > 1:
-        from cadence.distributed import launch_local
+    from cadence import distributed
 
-        return int(launch_local(args.nproc, _child_argv(args, run_dir)))
+    if args.nproc > 1:
+        if distributed.launched_by_torchrun():
+            raise ConfigError("--nproc: the processes were already started by torchrun; leave --nproc out")
+        return int(distributed.launch_local(args.nproc, _child_argv(args, run_dir)))
     state = run_config(
         config, run_dir=run_dir, resume=args.resume, log=lambda line: print(f"cadence train: {line}")
     )
     summary_path = run_dir / "summary.json"
+    if not distributed.is_main_process():  # rank 0 reports for everyone
+        return 0
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
         final = ", ".join(f"{key} {value:.4g}" for key, value in summary.get("final", {}).items())

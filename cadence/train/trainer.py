@@ -349,6 +349,10 @@ class Trainer:
         self._distributed = distributed.is_distributed()
         rank, world_size = distributed.get_rank(), distributed.get_world_size()
         self._prepare_model()
+        if self._distributed and isinstance(self.train_data, torch.utils.data.DataLoader):
+            # Each rank reads its own disjoint shard, reshuffled per epoch. Evaluation data is not sharded
+            # this way: DistributedSampler pads with repeated examples, which would bias the metrics.
+            self.train_data = distributed.shard_dataloader(self.train_data, seed=self.seed)
         self._batches_per_epoch = count_batches(self.train_data)
         if self._batches_per_epoch == 0:
             raise ConfigError("train_data yielded no batches")

@@ -85,6 +85,12 @@ def test_nproc_launches_processes_with_the_same_arguments(config_path, tmp_path,
     assert calls == [(2, ["train", str(config_path), "--run-dir", str(run_dir), "--set", "train.seed=3"])]
 
 
+def test_nproc_inside_torchrun_is_refused(config_path, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", str(config_path), "--nproc", "2", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "already started by torchrun" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_TRAINER, reason="needs cadence.train.trainer and cadence.schedules")
 def test_train_end_to_end(config_path, tmp_path, capsys):

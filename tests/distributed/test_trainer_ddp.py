@@ -159,24 +159,24 @@ def test_check_world_size_message():
 
 
 def dataloader_worker(rank: int, directory: Path) -> None:
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
     inputs, targets = make_data()
-    loader = distributed.shard_dataloader(
-        DataLoader(TensorDataset(inputs, targets), batch_size=BATCH, shuffle=True)
-    )
-    assert distributed.shard_dataloader(loader) is loader
+    plain = DataLoader(TensorDataset(inputs, targets), batch_size=BATCH, shuffle=True)
     model = make_model()
     trainer = Trainer(
         model,
         torch.optim.SGD(model.parameters(), lr=0.3),
         nn.functional.cross_entropy,
-        loader,
+        plain,  # the Trainer gives it a distributed sampler itself
         epochs=2,
         device="cpu",
         progress=False,
     )
     trainer.fit()
+    loader = trainer.train_data
+    assert isinstance(loader.sampler, DistributedSampler)
+    assert distributed.shard_dataloader(loader) is loader
     epochs = []
     for epoch in range(2):
         loader.sampler.set_epoch(epoch)
