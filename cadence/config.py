@@ -528,7 +528,21 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
 
     optimizer_table = _table(config, "optimizer")
     optimizer_name = optimizer_table.pop("name", "sgd")
-    optimizer = _prefixed("optimizer", lambda: optimizers.create(optimizer_name, model, **optimizer_table))
+    parameters: Any = model
+    freezeout = _table(config, "callbacks").get("freezeout")
+    if freezeout is not None and freezeout.get("enabled", True) is not False:
+        # FreezeOut anneals and freezes each layer group on its own: one optimizer group per layer group,
+        # built the same way as the callback builds its groups (layer_groups(model, n_groups)).
+        from cadence.freezing import freezeout_param_groups
+
+        parameters = freezeout_param_groups(
+            model,
+            n_groups=freezeout.get("n_groups"),
+            weight_decay_exempt_norm_bias=bool(optimizer_table.pop("no_decay_norm_bias", False)),
+        )
+    optimizer = _prefixed(
+        "optimizer", lambda: optimizers.create(optimizer_name, parameters, **optimizer_table)
+    )
 
     tables = _prefixed("schedule", lambda: schedule_configs(config, steps_per_epoch, total_steps))
     schedules: dict[str, Any] = {}

@@ -226,3 +226,17 @@ def test_a_warmup_without_lr_scaling_is_still_applied():
     unwarmed = build_experiment(tiny()).schedules["lr"]
     assert lr(0) < unwarmed(0)  # ramps up from 0 over the first 4 steps
     assert lr(10) == pytest.approx(unwarmed(10))  # and then follows the configured schedule
+
+
+def test_freezeout_config_gets_one_optimizer_group_per_layer_group():
+    from cadence.callbacks.freezeout import FreezeOut
+    from cadence.param_groups import layer_groups
+
+    config = tiny("callbacks.freezeout.t0=0.5", "data.input_shape=[40]")
+    config["model"] = {"name": "cnn1d"}  # four top-level layers: four layer groups
+    experiment = build_experiment(config)
+    groups = layer_groups(experiment.model)
+    assert len(experiment.optimizer.param_groups) == len(groups) > 1
+    for param_group, layer_group in zip(experiment.optimizer.param_groups, groups):
+        assert [id(p) for p in param_group["params"]] == [id(p) for p in layer_group.parameters]
+    assert [type(c) for c in experiment.callbacks] == [FreezeOut]
