@@ -238,5 +238,5 @@ def test_freezeout_config_gets_one_optimizer_group_per_layer_group():
     groups = layer_groups(experiment.model)
     assert len(experiment.optimizer.param_groups) == len(groups) > 1
     for param_group, layer_group in zip(experiment.optimizer.param_groups, groups):
-        assert [id(p) for p in param_group["params"]] == [id(p) for p in layer_group.parameters]
+        assert [id(p) for p in param_group["params"]] == [id(p) for p in layer_group.params]
     assert [type(c) for c in experiment.callbacks] == [FreezeOut]
