@@ -9,10 +9,12 @@ The most used names are here; each area has its own module with the rest:
 from cadence import callbacks
 from cadence.ensembles import Ensemble, evaluate_ensemble, greedy_select
 from cadence.errors import ConfigError, DivergenceError
-from cadence.freezing import freeze_, unfreeze_
+from cadence.features import precompute_features
+from cadence.fine_tune import fine_tune
+from cadence.freezing import freeze_, freezeout_param_groups, unfreeze_
 from cadence.hyperparams import set_hyperparams
 from cadence.lr_finder import LRFinderResult, find_lr
-from cadence.param_groups import discriminative_lrs, layer_groups
+from cadence.param_groups import LayerGroup, discriminative_lrs, layer_groups
 from cadence.precision import Precision
 from cadence.regularization import cutmix_batch, mixup_batch, one_hot, soft_cross_entropy
 from cadence.schedules import (
@@ -41,6 +43,7 @@ __all__ = [
     "Ensemble",
     "LRFinderResult",
     "LRSchedulerAdapter",
+    "LayerGroup",
     "Precision",
     "Schedule",
     "TrainState",
@@ -55,7 +58,9 @@ __all__ = [
     "evaluate_ensemble",
     "evaluate_model",
     "find_lr",
+    "fine_tune",
     "freeze_",
+    "freezeout_param_groups",
     "from_config",
     "greedy_select",
     "layer_groups",
@@ -63,6 +68,7 @@ __all__ = [
     "one_cycle",
     "one_cycle_momentum",
     "one_hot",
+    "precompute_features",
     "ramp_sustain_decay",
     "scaled_lr",
     "set_hyperparams",
