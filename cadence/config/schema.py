@@ -1,0 +1,129 @@
+"""The config schema: sections, known keys, valid values and the helpers that report problems with them."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from cadence.errors import ConfigError
+
+SECTIONS = ("data", "model", "optimizer", "schedule", "train", "callbacks", "distributed")
+
+#: Callback names in ``[callbacks.<name>]`` -> "module:Class", imported only when used.
+CALLBACKS: dict[str, str] = {
+    "snapshot_ensemble": "cadence.callbacks.snapshot:SnapshotEnsemble",
+    "swa": "cadence.callbacks.averaging:SWA",
+    "ema": "cadence.callbacks.averaging:EMA",
+    "mixup": "cadence.callbacks.mixup:Mixup",
+    "freezeout": "cadence.callbacks.freezeout:FreezeOut",
+    "gradual_unfreezing": "cadence.callbacks.unfreezing:GradualUnfreezing",
+    "early_stopping": "cadence.callbacks.early_stopping:EarlyStopping",
+}
+
+#: ``[data]`` keys consumed by the loader; every other key is an option of ``cadence.data.load``.
+DATA_LOADER_KEYS = ("name", "augment", "drop_last", "on_device")
+AUGMENT_KEYS = ("crop_padding", "flip", "cutout", "padding_mode")
+SCHEDULE_TARGETS = ("lr", "momentum", "weight_decay")
+DISTRIBUTED_KEYS = ("lr_scaling", "base_batch_size", "warmup_steps", "warmup_epochs")
+LR_SCALING_RULES = ("none", "linear", "sqrt")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DIVERGENCE_MODES = ("stop", "raise")
+PROGRESS_MODES = ("auto", "bar", "lines", "off", True, False)
+LOSSES = ("cross_entropy",)
+
+
+# -- value checks ------------------------------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 1 else "a whole number >= 1"
+
+
+def _non_negative_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 0 else "a whole number >= 0"
+
+
+def _positive_number(value: Any) -> str | None:
+    return None if _is_number(value) and value > 0 else "a number > 0"
+
+
+def _fraction(value: Any) -> str | None:
+    return None if _is_number(value) and 0 <= value < 1 else "a number in [0, 1)"
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+def _string(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "a non-empty string"
+
+
+def _choice(*choices: Any) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if any(value == choice and type(value) is type(choice) for choice in choices):
+            return None
+        return "one of " + ", ".join(_toml_repr(choice) for choice in choices)
+
+    return check
+
+
+def _toml_repr(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+#: ``[train]`` key -> check returning None when valid, else a description of the valid values.
+TRAIN_KEYS: dict[str, Callable[[Any], str | None]] = {
+    "epochs": _positive_int,
+    "total_steps": _positive_int,
+    "batch_size": _positive_int,
+    "eval_batch_size": _positive_int,
+    "seed": _non_negative_int,
+    "label_smoothing": _fraction,
+    "precision": _choice(*PRECISIONS),
+    "grad_clip": _positive_number,
+    "accumulation_steps": _positive_int,
+    "device": _string,
+    "checkpoint_every_steps": _positive_int,
+    "checkpoint_every_epochs": _positive_int,
+    "keep_checkpoints": _positive_int,
+    "eval_every_epochs": _positive_int,
+    "progress": _choice(*PROGRESS_MODES),
+    "on_divergence": _choice(*DIVERGENCE_MODES),
+    "channels_last": _boolean,
+    "compile": _boolean,
+    "csv": _boolean,
+    "tensorboard": _boolean,
+    "name": _string,
+    "loss": _choice(*LOSSES),
+}
+TRAIN_DEFAULTS: dict[str, Any] = {"batch_size": 128, "eval_batch_size": 1024, "seed": 0}
+
+
+def _hint(key: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown_key(where: str, key: str, choices: Sequence[str]) -> ConfigError:
+    return ConfigError(f"unknown key {where}.{key}{_hint(key, choices)}; valid keys: {', '.join(choices)}")
+
+
+def _table(config: Mapping[str, Any], section: str) -> dict[str, Any]:
+    value = config.get(section, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{section}] must be a table (section), got {value!r}")
+    return dict(value)
