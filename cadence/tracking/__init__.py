@@ -1,7 +1,8 @@
 """Run records: run directories written during training, and reading them back.
 
 ``cadence.tracking.run`` writes ``meta.json``, ``metrics.jsonl``, ``summary.json`` and ``config.toml``;
-``cadence.tracking.compare`` reads run directories and compares groups of runs over seeds.
+``cadence.tracking.records`` reads run directories back and ``cadence.tracking.compare`` compares groups of
+runs over seeds (``cadence.tracking.tables`` prints the comparison).
 """
 
 from cadence.tracking.run import RunWriter, read_json, read_metrics, update_summary_extra, write_json

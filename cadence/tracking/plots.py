@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cadence.errors import require
-from cadence.tracking.compare import RunRecord
+from cadence.tracking.records import RunRecord
 from cadence.tracking.stats import higher_is_better
 
 __all__ = [

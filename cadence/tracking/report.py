@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from cadence.errors import MissingDependencyError
-from cadence.tracking.compare import RunRecord, table_rows, write_results_json
+from cadence.tracking.compare import write_results_json
+from cadence.tracking.records import RunRecord
+from cadence.tracking.tables import table_rows
 
 __all__ = ["render_html", "render_markdown", "write_report"]
 
