@@ -15,19 +15,16 @@ or :class:`cadence.ensembles.Ensemble`.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from cadence.ensembles import unwrap_model
 from cadence.errors import ConfigError
-from cadence.tracking.run import update_summary_extra
+from cadence.tracking.run import update_summary_extra, write_json
 from cadence.train.callback import Callback
+from cadence.train.checkpoint import save_checkpoint
 from cadence.train.state import TrainState
 
 __all__ = ["SnapshotEnsemble", "atomic_save", "snapshot_path", "trainer_lr_schedule"]
@@ -39,18 +36,11 @@ def snapshot_path(run_dir: str | os.PathLike, k: int) -> Path:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: no reader sees a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    """``torch.save`` to a temporary file in the same folder, then rename: no reader sees a partial file.
+
+    The same crash-safe write as the Trainer's checkpoints (:func:`cadence.train.checkpoint.save_checkpoint`).
+    """
+    save_checkpoint(obj, Path(path))
 
 
 def trainer_lr_schedule(state: TrainState) -> Callable[[int], float] | None:
@@ -173,9 +163,7 @@ class SnapshotEnsemble(Callback):
     def _write_index(self, run_dir: Path) -> None:
         index = self.summary()
         index["schedule"] = repr(self.schedule) if self.schedule is not None else None
-        temporary = run_dir / "snapshots" / ".snapshots.json.tmp"
-        temporary.write_text(json.dumps(index, indent=2) + "\n")
-        os.replace(temporary, run_dir / "snapshots" / "snapshots.json")
+        write_json(run_dir / "snapshots" / "snapshots.json", index)
 
     def summary(self) -> dict[str, Any]:
         """``{"count", "steps", "planned_steps", "files"}`` for the run summary's ``extra``."""

@@ -49,6 +49,24 @@ def _progress(t: float, steps: float) -> float:
 
 
 @dataclass(frozen=True, repr=False)
+class _Interpolation(Schedule):
+    """A shape from ``start`` to ``end`` over ``steps``, then held at ``end``: the checks and the duration."""
+
+    start: float
+    end: float
+    steps: float
+
+    def __post_init__(self) -> None:
+        _check_value("start", self.start)
+        _check_value("end", self.end)
+        _check_steps(self.steps)
+
+    @property
+    def duration(self) -> float:
+        return self.steps
+
+
+@dataclass(frozen=True, repr=False)
 class Constant(Schedule):
     """``value`` at every step. ``steps`` only matters as the length of a phase inside ``sequence``."""
 
@@ -72,69 +90,42 @@ constant = Constant
 
 
 @dataclass(frozen=True, repr=False)
-class Linear(Schedule):
+class Linear(_Interpolation):
     """Linear interpolation: ``start + (end - start) · min(t, steps) / steps``."""
 
     call_name = "linear"
-    start: float
-    end: float
-    steps: float
-
-    def __post_init__(self) -> None:
-        _check_value("start", self.start)
-        _check_value("end", self.end)
-        _check_steps(self.steps)
 
     def at(self, t: float) -> float:
         return (self.end - self.start) * _progress(t, self.steps) + self.start
-
-    @property
-    def duration(self) -> float:
-        return self.steps
 
 
 linear = Linear
 
 
 @dataclass(frozen=True, repr=False)
-class Cosine(Schedule):
+class Cosine(_Interpolation):
     """Half-cosine annealing: ``end + (start - end) / 2 · (1 + cos(π · min(t, steps) / steps))``.
 
     Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017.
     """
 
     call_name = "cosine"
-    start: float
-    end: float
-    steps: float
-
-    def __post_init__(self) -> None:
-        _check_value("start", self.start)
-        _check_value("end", self.end)
-        _check_steps(self.steps)
 
     def at(self, t: float) -> float:
         return self.end + (self.start - self.end) / 2.0 * (math.cos(math.pi * _progress(t, self.steps)) + 1)
-
-    @property
-    def duration(self) -> float:
-        return self.steps
 
 
 cosine = Cosine
 
 
 @dataclass(frozen=True, repr=False)
-class Geometric(Schedule):
+class Geometric(_Interpolation):
     """Log-linear interpolation: ``start · (end / start) ^ (min(t, steps) / steps)`` (both values > 0).
 
     The shape of the LR range test (Smith, "Cyclical Learning Rates for Training Neural Networks", 2017).
     """
 
     call_name = "geometric"
-    start: float
-    end: float
-    steps: float
 
     def __post_init__(self) -> None:
         check_number("start", self.start, low=0.0, low_open=True)
@@ -143,10 +134,6 @@ class Geometric(Schedule):
 
     def at(self, t: float) -> float:
         return self.start * (self.end / self.start) ** _progress(t, self.steps)
-
-    @property
-    def duration(self) -> float:
-        return self.steps
 
 
 geometric = Geometric
@@ -184,30 +171,21 @@ exponential = Exponential
 
 
 @dataclass(frozen=True, repr=False)
-class Polynomial(Schedule):
+class Polynomial(_Interpolation):
     """Polynomial decay: ``end + (start - end) · (1 - min(t, steps) / steps) ^ power``.
 
     The shape of torch's ``PolynomialLR``; ``power=1`` is linear.
     """
 
     call_name = "polynomial"
-    start: float
-    end: float
-    steps: float
     power: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_value("start", self.start)
-        _check_value("end", self.end)
-        _check_steps(self.steps)
+        super().__post_init__()
         check_number("power", self.power, low=0.0, low_open=True)
 
     def at(self, t: float) -> float:
         return self.end + (self.start - self.end) * (1.0 - _progress(t, self.steps)) ** self.power
-
-    @property
-    def duration(self) -> float:
-        return self.steps
 
 
 polynomial = Polynomial
