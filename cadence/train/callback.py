@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cadence.train.state import TrainState
 
-__all__ = ["HOOKS", "Callback"]
+__all__ = ["HOOKS", "Callback", "hook_table"]
 
 #: Hook names in the order they first fire. ``*_end`` hooks run over callbacks in reverse order.
 HOOKS = (
@@ -59,3 +60,18 @@ class Callback:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+
+def hook_table(callbacks: list[Callback]) -> dict[str, list[Callable[[TrainState], None]]]:
+    """Per hook, the bound methods to call, in call order (reversed for ``*_end`` hooks)."""
+    # Without the base class's no-ops: an unused hook costs nothing per step.
+    table = {}
+    for hook in HOOKS:
+        ordered = list(reversed(callbacks)) if hook.endswith("_end") else callbacks
+        table[hook] = [
+            getattr(callback, hook)
+            for callback in ordered
+            if getattr(type(callback), hook, None) is not None
+            and getattr(type(callback), hook) is not getattr(Callback, hook)
+        ]
+    return table

@@ -35,6 +35,7 @@ __all__ = [
     "prune_checkpoints",
     "restore_rng_state",
     "save_checkpoint",
+    "seed_everything",
 ]
 
 _NAME = re.compile(r"^step-(\d{8,})\.pt$")
@@ -154,6 +155,13 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate((python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, numpy's global generator and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def _fsync_directory(directory: Path) -> None:

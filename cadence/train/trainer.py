@@ -13,21 +13,30 @@ import torch
 from torch import nn
 
 from cadence import distributed
-from cadence.errors import ConfigError, DivergenceError, require
+from cadence.errors import ConfigError, DivergenceError
 from cadence.hyperparams import ScheduleOrValue, set_hyperparams
 from cadence.precision import Precision
-from cadence.tracking.run import RunWriter, git_revision, read_json
+from cadence.tracking.run import RunWriter
 from cadence.train import checkpoint as checkpoints
-from cadence.train.batches import count_batches, epoch_batches, move_to_device, split_batch
-from cadence.train.callback import HOOKS, Callback
+from cadence.train import records
+from cadence.train.batches import count_batches, move_to_device, split_batch
+from cadence.train.callback import Callback, hook_table
 from cadence.train.evaluation import accuracy, evaluate_model
+from cadence.train.options import check_options
+from cadence.train.resume import (
+    checkpoint_payload,
+    epoch_iterator,
+    find_checkpoint,
+    restore_checkpoint,
+    restore_schedules,
+    schedule_configs,
+    write_checkpoint,
+)
 from cadence.train.state import TrainState
+from cadence.train.targets import data_num_classes, output_classes, smoothed_one_hot
 
 __all__ = ["Trainer", "accuracy"]
 
-SCHEDULE_NAMES = ("lr", "momentum", "weight_decay")
-DIVERGENCE_MODES = ("stop", "raise")
-PROGRESS_MODES = ("auto", True, False, None, "bar", "lines", "off")
 _NO_CONTEXT = contextlib.nullcontext()  # reusable: no allocation per micro-batch
 
 
@@ -121,39 +130,24 @@ class Trainer:
         tensorboard: bool = False,
     ) -> None:
         callbacks = list(callbacks)
-        if epochs is None and total_steps is None:
-            raise ConfigError("Trainer: give epochs or total_steps (the number of optimizer updates)")
-        _check_positive("epochs", epochs)
-        _check_positive("total_steps", total_steps)
-        _check_positive("accumulation_steps", accumulation_steps)
-        _check_positive("checkpoint_every_steps", checkpoint_every_steps)
-        _check_positive("checkpoint_every_epochs", checkpoint_every_epochs)
-        _check_positive("eval_every_epochs", eval_every_epochs)
-        _check_positive("keep_checkpoints", keep_checkpoints)
-        unknown = sorted(set(schedules or {}) - set(SCHEDULE_NAMES))
-        if unknown:
-            raise ConfigError(
-                f"schedules: unknown hyperparameter(s) {unknown}; allowed: {list(SCHEDULE_NAMES)}"
-            )
-        if on_divergence not in DIVERGENCE_MODES:
-            raise ConfigError(f"on_divergence must be one of {list(DIVERGENCE_MODES)}, got {on_divergence!r}")
-        if progress not in PROGRESS_MODES:
-            raise ConfigError(f"progress must be 'auto', True or False, got {progress!r}")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing=}")
-        if grad_clip is not None and not grad_clip > 0:
-            raise ConfigError(f"grad_clip must be a positive number or None, got {grad_clip=}")
-        for metric in metrics:
-            if not callable(metric) and metric != "accuracy":
-                raise ConfigError(f"metrics: unknown metric {metric!r}; allowed: 'accuracy' or a callable")
-        if tensorboard:
-            require("tensorboard", "tensorboard", "TensorBoard logging (tensorboard=True)")
-        soft_sources = [f"label_smoothing={label_smoothing}"] if label_smoothing else []
-        soft_sources += [type(c).__name__ for c in callbacks if getattr(c, "produces_soft_targets", False)]
-        if soft_sources:
-            from cadence.regularization import check_soft_target_loss
-
-            check_soft_target_loss(loss_fn, purpose=" and ".join(soft_sources))
+        check_options(
+            loss_fn=loss_fn,
+            epochs=epochs,
+            total_steps=total_steps,
+            accumulation_steps=accumulation_steps,
+            checkpoint_every_steps=checkpoint_every_steps,
+            checkpoint_every_epochs=checkpoint_every_epochs,
+            eval_every_epochs=eval_every_epochs,
+            keep_checkpoints=keep_checkpoints,
+            schedules=schedules,
+            metrics=metrics,
+            callbacks=callbacks,
+            on_divergence=on_divergence,
+            progress=progress,
+            label_smoothing=label_smoothing,
+            grad_clip=grad_clip,
+            tensorboard=tensorboard,
+        )
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -171,7 +165,7 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.seed = seed
         self.label_smoothing = label_smoothing
-        self.num_classes = num_classes if num_classes is not None else _data_num_classes(train_data)
+        self.num_classes = num_classes if num_classes is not None else data_num_classes(train_data)
         self.checkpoint_every_steps = checkpoint_every_steps
         self.checkpoint_every_epochs = checkpoint_every_epochs
         self.keep_checkpoints = keep_checkpoints
@@ -196,9 +190,9 @@ class Trainer:
         ``resume="latest"`` continues from the newest checkpoint in ``run_dir/checkpoints`` (starting fresh
         when there is none); a path resumes from that file.
         """
-        saved = self._find_checkpoint(resume)
+        saved = find_checkpoint(resume, self.run_dir)
         state = self._start(saved)
-        self._hooks = _hook_table([*self.callbacks, *self._internal_callbacks()])
+        self._hooks = hook_table([*self.callbacks, *self._internal_callbacks()])
         status, error = "completed", None
         try:
             self._call("on_fit_start", state)
@@ -227,7 +221,11 @@ class Trainer:
         group_size = micro = 0
         loss_sum: torch.Tensor | None = None
         completed = True  # False when a stop or the step budget ends the loop before the data does
-        for batch in self._epoch_iterator(state):
+        batches, self._epoch_rng = epoch_iterator(
+            self.train_data, state.epoch, state.batch_index, self._resume_epoch_rng
+        )
+        self._resume_epoch_rng = None  # only the first epoch after a resume replays the generator
+        for batch in batches:
             if micro == 0:  # a new optimizer step: its hyperparameters hold for all of its micro-batches
                 group_size = min(self.accumulation_steps, self._batches_per_epoch - state.batch_index)
                 state.hyperparams = set_hyperparams(self.optimizer, state.step, **self.schedules)
@@ -271,15 +269,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         state.step += 1
         state.last_loss = loss_value
-        record = {"kind": "train", "step": state.step, "epoch": self._epoch_position(state)}
-        record["lr"] = state.hyperparams.get("lr", self.optimizer.param_groups[0]["lr"])
-        if "momentum" in state.hyperparams:
-            record["momentum"] = state.hyperparams["momentum"]
-        record["loss"] = loss_value
+        epoch = self._epoch_position(state)
         if not applied:
             state.skipped_steps += 1
-            record["skipped"] = True
-        record["time"] = state.wall_time = time.perf_counter() - self._time_origin
+        state.wall_time = time.perf_counter() - self._time_origin
+        record = records.train_record(
+            state, epoch=epoch, lr=self._lr(state), loss=loss_value, skipped=not applied
+        )
         self._writer.log(record)
         self._call("on_step_end", state)
         if self.checkpoint_every_steps and state.step % self.checkpoint_every_steps == 0:
@@ -291,7 +287,10 @@ class Trainer:
         evaluate = self.eval_data is not None and self._divergence is None
         if evaluate and ((every and (state.epoch + 1) % every == 0) or finished):
             state.metrics = self.evaluate(self.eval_data)
-            self._record_evaluation(state)
+            records.update_best(self._best, state.metrics)
+            elapsed = time.perf_counter() - self._time_origin
+            self._writer.log(records.eval_record(state, epoch=self._epoch_position(state), time=elapsed))
+            self._writer.flush()
             self._call("on_eval_end", state)
         self._call("on_epoch_end", state)
         if not completed:
@@ -316,7 +315,7 @@ class Trainer:
         model = model if model is not None else self.model
         classes = None
         if self.label_smoothing:  # the loss was trained on soft targets: give it one-hot rows
-            classes = self.num_classes or _output_classes(model, data, self.device, self.channels_last)
+            classes = self.num_classes or output_classes(model, data, self.device, self.channels_last)
         return evaluate_model(
             model,
             data,
@@ -327,15 +326,6 @@ class Trainer:
             channels_last=self.channels_last,
             one_hot_classes=classes,
         )
-
-    def _record_evaluation(self, state: TrainState) -> None:
-        for key, value in state.metrics.items():
-            better = min if "loss" in key else max
-            self._best[key] = value if key not in self._best else better(self._best[key], value)
-        time_now = time.perf_counter() - self._time_origin
-        record = {"kind": "eval", "step": state.step, "epoch": self._epoch_position(state), "time": time_now}
-        self._writer.log({**record, **state.metrics})
-        self._writer.flush()
 
     # ------------------------------------------------------------------ setup and teardown
 
@@ -375,7 +365,7 @@ class Trainer:
             train_data=self.train_data,
         )
         self.state = state
-        _seed_everything(self.seed)
+        checkpoints.seed_everything(self.seed)
         if self.label_smoothing and self.num_classes is None:
             self.num_classes = state.num_classes = self._infer_num_classes()
         self.optimizer.zero_grad(set_to_none=True)
@@ -392,11 +382,18 @@ class Trainer:
             csv=self._log_csv,
             tensorboard=self._tensorboard,
         )
-        meta = self._meta(state)
-        if saved is not None and self._writer.enabled and (self.run_dir / "meta.json").exists():
-            meta["started_at"] = read_json(self.run_dir / "meta.json").get("started_at")
-        keep = saved["trainer"].get("metrics_lines") if saved is not None else None
-        self._writer.start(meta, self.config, keep_lines=keep)
+        meta = records.run_meta(
+            state,
+            name=self.name,
+            schedules=self.schedules,
+            batches_per_epoch=self._batches_per_epoch,
+            precision=self.precision.mode,
+            grad_clip=self.grad_clip,
+            label_smoothing=self.label_smoothing,
+            callbacks=self.callbacks,
+            with_git=self._writer.enabled,
+        )
+        records.start_writer(self._writer, meta, self.config, saved, self.run_dir)
         self._time_origin = time.perf_counter() - state.wall_time
         return state
 
@@ -415,26 +412,6 @@ class Trainer:
         self._forward = forward_model
         self._prepared = True
 
-    def _meta(self, state: TrainState) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "device": str(self.device),
-            "seed": self.seed,
-            "world_size": state.world_size,
-            "git_revision": git_revision() if self._writer.enabled else None,
-            "schedules": {key: repr(value) for key, value in self.schedules.items()},
-            "total_steps": state.total_steps,
-            "steps_per_epoch": state.steps_per_epoch,
-            "batches_per_epoch": self._batches_per_epoch,
-            "accumulation_steps": self.accumulation_steps,
-            "precision": self.precision.mode,
-            "grad_clip": self.grad_clip,
-            "label_smoothing": self.label_smoothing,
-            "callbacks": [type(callback).__name__ for callback in self.callbacks],
-            "finished_at": None,
-            "wall_time": None,
-        }
-
     def _internal_callbacks(self) -> list[Callback]:
         if self.progress in (False, None, "off") or not self.state.is_main_process:
             return []
@@ -444,17 +421,7 @@ class Trainer:
 
     def _finish(self, state: TrainState, status: str, error: str | None, *, call_end: bool) -> None:
         state.wall_time = time.perf_counter() - self._time_origin
-        summary = {
-            "status": status,
-            "steps": state.step,
-            "wall_time": state.wall_time,
-            "final": {"loss": state.last_loss, **state.metrics},
-            "best": dict(self._best),
-            "skipped_steps": state.skipped_steps,
-            "extra": {},
-        }
-        if status == "stopped" and state.stop_reason:
-            summary["extra"]["stop_reason"] = state.stop_reason
+        summary = records.fit_summary(state, status, self._best)
         self._writer.flush()
         self._writer.write_summary(summary)  # before on_fit_end, so callbacks can add to "extra"
         try:
@@ -471,48 +438,31 @@ class Trainer:
         for method in self._hooks[hook]:
             method(state)
 
-    def _epoch_iterator(self, state: TrainState) -> Any:
-        if state.batch_index and self._resume_epoch_rng is not None:
-            # Mid-epoch resume: replay the generator state of the epoch's start while skipping the consumed
-            # batches (a DataLoader shuffles from it), then continue with the checkpoint's state.
-            current = torch.get_rng_state()
-            torch.set_rng_state(self._resume_epoch_rng)
-            self._epoch_rng = self._resume_epoch_rng
-            iterator = epoch_batches(self.train_data, state.epoch, state.batch_index)
-            torch.set_rng_state(current)
-        else:
-            self._epoch_rng = torch.get_rng_state()
-            iterator = epoch_batches(self.train_data, state.epoch, state.batch_index)
-        self._resume_epoch_rng = None
-        return iterator
-
     def _prepare_batch(self, batch: Any) -> tuple[Any, Any]:
         inputs, targets = split_batch(batch)
         inputs = move_to_device(inputs, self.device, self.channels_last)
         targets = move_to_device(targets, self.device)
         if self.label_smoothing and isinstance(targets, torch.Tensor) and not targets.is_floating_point():
-            targets = self._one_hot(targets, None, smoothing=self.label_smoothing)
+            targets = smoothed_one_hot(targets, int(self.num_classes), self.label_smoothing)
         return inputs, targets
-
-    def _one_hot(self, targets: torch.Tensor, outputs: Any, smoothing: float) -> torch.Tensor:
-        num_classes = self.num_classes
-        if num_classes is None and isinstance(outputs, torch.Tensor):
-            num_classes = outputs.shape[-1]
-        return _one_hot(targets, int(num_classes), smoothing)
 
     def _infer_num_classes(self) -> int:
         # One forward pass in eval mode on the first batch; every RNG state is put back afterwards.
         rng = checkpoints.capture_rng_state()
         try:
-            return _output_classes(self.model, self.train_data, self.device, self.channels_last)
+            return output_classes(self.model, self.train_data, self.device, self.channels_last)
         finally:
             checkpoints.restore_rng_state(rng)
 
     def _epoch_position(self, state: TrainState) -> float:
         return state.epoch + state.batch_index / self._batches_per_epoch
 
+    def _lr(self, state: TrainState) -> float:
+        # The scheduled value of this step, else what the optimizer holds (no "lr" schedule given).
+        return state.hyperparams.get("lr", self.optimizer.param_groups[0]["lr"])
+
     def _diverge(self, state: TrainState, loss_value: float) -> None:
-        lr = state.hyperparams.get("lr", self.optimizer.param_groups[0]["lr"])
+        lr = self._lr(state)
         last = checkpoints.latest_checkpoint(self.run_dir / "checkpoints") if self.run_dir else None
         message = (
             f"training diverged at step {state.step} (epoch {self._epoch_position(state):.2f}): the loss is "
@@ -548,153 +498,36 @@ class Trainer:
     def _checkpointing(self) -> bool:
         return self.run_dir is not None and bool(self.checkpoint_every_steps or self.checkpoint_every_epochs)
 
-    def _find_checkpoint(self, resume: str | Path | None) -> dict[str, Any] | None:
-        if resume is None:
-            return None
-        if resume == "latest":
-            if self.run_dir is None:
-                raise ConfigError("fit(resume='latest') needs run_dir, where the checkpoints are")
-            path = checkpoints.latest_checkpoint(self.run_dir / "checkpoints")
-            return None if path is None else checkpoints.load_checkpoint(path)
-        return checkpoints.load_checkpoint(resume)
-
     def _save_checkpoint(self, state: TrainState) -> None:
         self._last_checkpoint_step = state.step
         if self.run_dir is None or not self._checkpointing or not state.is_main_process:
             return
-        payload = {
-            "format": 1,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "precision": self.precision.state_dict(),
-            "callbacks": [
-                {"class": type(callback).__name__, "state": callback.state_dict()}
-                for callback in self.callbacks
-            ],
-            "trainer": {
-                "step": state.step,
-                "epoch": state.epoch,
-                "batch_index": state.batch_index,
-                "skipped_steps": state.skipped_steps,
-                "wall_time": state.wall_time,
-                "last_loss": state.last_loss,
-                "metrics": dict(state.metrics),
-                "best": dict(self._best),
-                "total_steps": state.total_steps,
-                "world_size": state.world_size,
-                "metrics_lines": self._writer.flush(),
-                "schedules": self._schedule_configs(),
-            },
-            "rng": checkpoints.capture_rng_state(),
-            "epoch_rng": self._epoch_rng,
-        }
-        directory = self.run_dir / "checkpoints"
-        checkpoints.save_checkpoint(payload, checkpoints.checkpoint_path(directory, state.step))
-        checkpoints.prune_checkpoints(directory, self.keep_checkpoints)
-
-    def _schedule_configs(self) -> dict[str, Any]:
-        # Schedules resolved by the LR finder are stored, so a resume does not run the finder again.
-        if not getattr(self, "_auto_resolved", False):
-            return {}
-        from cadence.schedules import to_config
-
-        configs = {}
-        for key, value in self.schedules.items():
-            with contextlib.suppress(
-                Exception
-            ):  # a schedule without a config form: the finder's record is reused
-                configs[key] = to_config(value)
-        return configs
+        payload = checkpoint_payload(
+            state,
+            model=self.model,
+            optimizer=self.optimizer,
+            precision=self.precision,
+            callbacks=self.callbacks,
+            best=self._best,
+            metrics_lines=self._writer.flush(),
+            # Only the LR finder's results are stored: every other schedule comes from the caller again.
+            schedules=schedule_configs(self.schedules) if self._auto_resolved else {},
+            epoch_rng=self._epoch_rng,
+        )
+        write_checkpoint(payload, self.run_dir / "checkpoints", state.step, self.keep_checkpoints)
 
     def _load_checkpoint(self, state: TrainState, saved: dict[str, Any]) -> None:
-        trainer = saved["trainer"]
-        distributed.check_world_size(trainer.get("world_size"), state.world_size)
-        if trainer.get("total_steps") not in (None, state.total_steps):
-            raise ConfigError(
-                f"resume: the checkpoint is from a run of total_steps={trainer['total_steps']} but this run "
-                f"has total_steps={state.total_steps}; resume with the same epochs/total_steps and data"
-            )
-        saved_callbacks = saved.get("callbacks", [])
-        names = [type(callback).__name__ for callback in self.callbacks]
-        if [entry["class"] for entry in saved_callbacks] != names:
-            raise checkpoints.CheckpointError(
-                f"resume: the checkpoint has callbacks {[entry['class'] for entry in saved_callbacks]} but "
-                f"this run has {names}; pass the same callbacks in the same order"
-            )
-        self.model.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.precision.load_state_dict(saved.get("precision", {}))
-        for callback, entry in zip(self.callbacks, saved_callbacks):
-            callback.load_state_dict(entry["state"])
-        for field in ("step", "epoch", "batch_index", "skipped_steps", "wall_time", "last_loss"):
-            setattr(state, field, trainer[field])
-        state.metrics = dict(trainer.get("metrics", {}))
-        self._best = dict(trainer.get("best", {}))
+        self._best = restore_checkpoint(
+            saved,
+            state,
+            model=self.model,
+            optimizer=self.optimizer,
+            precision=self.precision,
+            callbacks=self.callbacks,
+        )
         self._last_checkpoint_step = state.step
         self._resume_epoch_rng = saved.get("epoch_rng")
-        if trainer.get("schedules"):
-            from cadence.schedules import from_config
-
-            for key, config in trainer["schedules"].items():
-                if getattr(self.schedules.get(key), "needs_lr_finder", False):
-                    self.schedules[key] = from_config(config)
+        if saved["trainer"].get("schedules"):
+            restore_schedules(self.schedules, saved["trainer"]["schedules"])
             self._auto_resolved = True
         self._resolve_auto_schedules()  # a checkpoint from before the finder's result was stored
-
-
-def _one_hot(targets: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
-    from cadence.regularization import one_hot
-
-    return one_hot(targets, num_classes, smoothing=smoothing)
-
-
-def _hook_table(callbacks: list[Callback]) -> dict[str, list[Callable[[TrainState], None]]]:
-    # Bound methods per hook, without the base class's no-ops: an unused hook costs nothing per step.
-    table = {}
-    for hook in HOOKS:
-        ordered = list(reversed(callbacks)) if hook.endswith("_end") else callbacks
-        table[hook] = [
-            getattr(callback, hook)
-            for callback in ordered
-            if getattr(type(callback), hook, None) is not None
-            and getattr(type(callback), hook) is not getattr(Callback, hook)
-        ]
-    return table
-
-
-def _seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _data_num_classes(data: Any) -> int | None:
-    for holder in (data, getattr(data, "dataset", None)):
-        value = getattr(holder, "num_classes", None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def _check_positive(name: str, value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ConfigError(f"{name} must be a positive integer or None, got {name}={value!r}")
-
-
-def _output_classes(model: nn.Module, data: Any, device: torch.device, channels_last: bool) -> int:
-    """The last dimension of the model's output on the first batch of ``data`` (eval mode, no gradients)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            inputs, _ = split_batch(next(epoch_batches(data, 0)))
-            outputs = model(move_to_device(inputs, device, channels_last))
-    finally:
-        model.train(was_training)
-    if not isinstance(outputs, torch.Tensor) or outputs.dim() < 2:
-        raise ConfigError("label_smoothing needs num_classes: pass num_classes=... to the Trainer")
-    return int(outputs.shape[-1])

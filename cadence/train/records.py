@@ -1,0 +1,104 @@
+"""What the Trainer writes to its run directory: the ``meta.json`` fields, metric records and the summary.
+
+The files themselves are written by :class:`cadence.tracking.run.RunWriter`; the layout is described there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cadence.tracking.run import RunWriter, git_revision, read_json
+from cadence.train.callback import Callback
+from cadence.train.state import TrainState
+
+__all__ = ["eval_record", "fit_summary", "run_meta", "start_writer", "train_record", "update_best"]
+
+
+def run_meta(
+    state: TrainState,
+    *,
+    name: str | None,
+    schedules: Mapping[str, Any],
+    batches_per_epoch: int,
+    precision: str,
+    grad_clip: float | None,
+    label_smoothing: float,
+    callbacks: Sequence[Callback],
+    with_git: bool,
+) -> dict[str, Any]:
+    """The run's description for ``meta.json``; ``finished_at`` and ``wall_time`` are filled in at the end."""
+    return {
+        "name": name,
+        "device": str(state.device),
+        "seed": state.seed,
+        "world_size": state.world_size,
+        # Only a process that writes the run directory pays for the git subprocess.
+        "git_revision": git_revision() if with_git else None,
+        "schedules": {key: repr(value) for key, value in schedules.items()},
+        "total_steps": state.total_steps,
+        "steps_per_epoch": state.steps_per_epoch,
+        "batches_per_epoch": batches_per_epoch,
+        "accumulation_steps": state.accumulation_steps,
+        "precision": precision,
+        "grad_clip": grad_clip,
+        "label_smoothing": label_smoothing,
+        "callbacks": [type(callback).__name__ for callback in callbacks],
+        "finished_at": None,
+        "wall_time": None,
+    }
+
+
+def start_writer(
+    writer: RunWriter,
+    meta: dict[str, Any],
+    config: Mapping[str, Any] | None,
+    saved: dict[str, Any] | None,
+    run_dir: Path | None,
+) -> None:
+    """Start the run's files; a resume (``saved``) keeps the first start time and the metrics so far."""
+    if saved is not None and writer.enabled and run_dir is not None and (run_dir / "meta.json").exists():
+        meta["started_at"] = read_json(run_dir / "meta.json").get("started_at")
+    keep = saved["trainer"].get("metrics_lines") if saved is not None else None
+    writer.start(meta, config, keep_lines=keep)
+
+
+def train_record(state: TrainState, *, epoch: float, lr: float, loss: float, skipped: bool) -> dict[str, Any]:
+    """The ``metrics.jsonl`` record of the step just taken; its time is ``state.wall_time``."""
+    record: dict[str, Any] = {"kind": "train", "step": state.step, "epoch": epoch, "lr": lr}
+    if "momentum" in state.hyperparams:
+        record["momentum"] = state.hyperparams["momentum"]
+    record["loss"] = loss
+    if skipped:
+        record["skipped"] = True
+    record["time"] = state.wall_time
+    return record
+
+
+def eval_record(state: TrainState, *, epoch: float, time: float) -> dict[str, Any]:
+    """The ``metrics.jsonl`` record of the evaluation whose results are in ``state.metrics``."""
+    return {"kind": "eval", "step": state.step, "epoch": epoch, "time": time, **state.metrics}
+
+
+def update_best(best: dict[str, float], metrics: Mapping[str, float]) -> None:
+    """Keep, in place, the lowest value of each loss and the highest of every other metric."""
+    for key, value in metrics.items():
+        better = min if "loss" in key else max
+        best[key] = value if key not in best else better(best[key], value)
+
+
+def fit_summary(state: TrainState, status: str, best: Mapping[str, float]) -> dict[str, Any]:
+    """``summary.json`` at the end of ``fit``; callbacks may add to its ``"extra"`` in ``on_fit_end``."""
+    summary: dict[str, Any] = {
+        "status": status,
+        "steps": state.step,
+        "wall_time": state.wall_time,
+        "final": {"loss": state.last_loss, **state.metrics},
+        "best": dict(best),
+        "skipped_steps": state.skipped_steps,
+        "extra": {},
+    }
+    if status == "stopped" and state.stop_reason:
+        summary["extra"]["stop_reason"] = state.stop_reason
+    return summary

@@ -1,0 +1,165 @@
+"""What a Trainer checkpoint holds, and how a run continues from one exactly where it stopped.
+
+The file format itself (atomic writes, ``weights_only`` loading, RNG state) lives in
+:mod:`cadence.train.checkpoint`; this module decides what goes into the payload and puts it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cadence import distributed
+from cadence.errors import ConfigError
+from cadence.hyperparams import ScheduleOrValue
+from cadence.precision import Precision
+from cadence.train import checkpoint as checkpoints
+from cadence.train.batches import epoch_batches
+from cadence.train.callback import Callback
+from cadence.train.state import TrainState
+
+__all__ = [
+    "checkpoint_payload",
+    "epoch_iterator",
+    "find_checkpoint",
+    "restore_checkpoint",
+    "restore_schedules",
+    "schedule_configs",
+    "write_checkpoint",
+]
+
+#: Counters copied one to one between :class:`TrainState` and the payload's ``"trainer"`` entry.
+_COUNTERS = ("step", "epoch", "batch_index", "skipped_steps", "wall_time", "last_loss")
+
+
+def find_checkpoint(resume: str | Path | None, run_dir: Path | None) -> dict[str, Any] | None:
+    """The checkpoint ``fit(resume=...)`` asks for: ``None``, ``"latest"`` in ``run_dir`` or a path."""
+    if resume is None:
+        return None
+    if resume == "latest":
+        if run_dir is None:
+            raise ConfigError("fit(resume='latest') needs run_dir, where the checkpoints are")
+        path = checkpoints.latest_checkpoint(run_dir / "checkpoints")
+        return None if path is None else checkpoints.load_checkpoint(path)
+    return checkpoints.load_checkpoint(resume)
+
+
+def checkpoint_payload(
+    state: TrainState,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    precision: Precision,
+    callbacks: Sequence[Callback],
+    best: Mapping[str, float],
+    metrics_lines: int,
+    schedules: dict[str, Any],
+    epoch_rng: torch.Tensor | None,
+) -> dict[str, Any]:
+    """Everything a resume needs; ``epoch_rng`` is torch's generator state at the start of the epoch."""
+    return {
+        "format": 1,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "precision": precision.state_dict(),
+        "callbacks": [
+            {"class": type(callback).__name__, "state": callback.state_dict()} for callback in callbacks
+        ],
+        "trainer": {
+            **{field: getattr(state, field) for field in _COUNTERS},
+            "metrics": dict(state.metrics),
+            "best": dict(best),
+            "total_steps": state.total_steps,
+            "world_size": state.world_size,
+            "metrics_lines": metrics_lines,
+            "schedules": schedules,
+        },
+        "rng": checkpoints.capture_rng_state(),
+        "epoch_rng": epoch_rng,
+    }
+
+
+def write_checkpoint(payload: dict[str, Any], directory: Path, step: int, keep: int) -> None:
+    """Save ``payload`` as the checkpoint of ``step`` in ``directory``, keeping the newest ``keep``."""
+    checkpoints.save_checkpoint(payload, checkpoints.checkpoint_path(directory, step))
+    checkpoints.prune_checkpoints(directory, keep)
+
+
+def schedule_configs(schedules: Mapping[str, ScheduleOrValue]) -> dict[str, Any]:
+    """Config forms of schedules the LR finder resolved, so a resume does not run the finder again."""
+    from cadence.schedules import to_config
+
+    configs = {}
+    for key, value in schedules.items():
+        # A schedule without a config form is left out: the finder's record is reused on resume.
+        with contextlib.suppress(Exception):
+            configs[key] = to_config(value)
+    return configs
+
+
+def restore_checkpoint(
+    saved: dict[str, Any],
+    state: TrainState,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    precision: Precision,
+    callbacks: Sequence[Callback],
+) -> dict[str, float]:
+    """Check ``saved`` fits this run, load it into the objects and ``state``; returns the best metrics."""
+    trainer = saved["trainer"]
+    distributed.check_world_size(trainer.get("world_size"), state.world_size)
+    if trainer.get("total_steps") not in (None, state.total_steps):
+        raise ConfigError(
+            f"resume: the checkpoint is from a run of total_steps={trainer['total_steps']} but this run "
+            f"has total_steps={state.total_steps}; resume with the same epochs/total_steps and data"
+        )
+    saved_callbacks = saved.get("callbacks", [])
+    names = [type(callback).__name__ for callback in callbacks]
+    if [entry["class"] for entry in saved_callbacks] != names:
+        raise checkpoints.CheckpointError(
+            f"resume: the checkpoint has callbacks {[entry['class'] for entry in saved_callbacks]} but "
+            f"this run has {names}; pass the same callbacks in the same order"
+        )
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    precision.load_state_dict(saved.get("precision", {}))
+    for callback, entry in zip(callbacks, saved_callbacks):
+        callback.load_state_dict(entry["state"])
+    for field in _COUNTERS:
+        setattr(state, field, trainer[field])
+    state.metrics = dict(trainer.get("metrics", {}))
+    return dict(trainer.get("best", {}))
+
+
+def restore_schedules(schedules: dict[str, ScheduleOrValue], configs: Mapping[str, Any]) -> None:
+    """Replace, in place, schedules still waiting for the LR finder with the checkpoint's resolved ones."""
+    from cadence.schedules import from_config
+
+    for key, config in configs.items():
+        if getattr(schedules.get(key), "needs_lr_finder", False):
+            schedules[key] = from_config(config)
+
+
+def epoch_iterator(
+    data: Any, epoch: int, batch_index: int, resume_rng: torch.Tensor | None
+) -> tuple[Iterator[Any], torch.Tensor]:
+    """The batches of ``epoch`` from ``batch_index`` on, and torch's generator state at the epoch's start.
+
+    Mid-epoch resume (``resume_rng`` given): a DataLoader shuffles from torch's global generator, so its
+    state at the epoch's start is replayed while the consumed batches are skipped, then the checkpoint's
+    state is put back for the rest of the run.
+    """
+    if batch_index and resume_rng is not None:
+        current = torch.get_rng_state()
+        torch.set_rng_state(resume_rng)
+        iterator = epoch_batches(data, epoch, batch_index)
+        torch.set_rng_state(current)
+        return iterator, resume_rng
+    epoch_rng = torch.get_rng_state()
+    return epoch_batches(data, epoch, batch_index), epoch_rng
