@@ -40,12 +40,19 @@ def run_ranks(function: Callable[..., Any], *args: Any, world_size: int = 2) -> 
     mp.set_forkserver_preload(
         ["torch", "torch._dynamo", "torch.distributed", "cadence.distributed", __name__]
     )
-    mp.start_processes(
-        _entry,
-        args=(function, world_size, find_free_port(), args),
-        nprocs=world_size,
-        start_method="forkserver",
-    )
+    for attempt in range(3):
+        try:
+            mp.start_processes(
+                _entry,
+                args=(function, world_size, find_free_port(), args),
+                nprocs=world_size,
+                start_method="forkserver",
+            )
+            return
+        except mp.ProcessRaisedException as error:
+            # The free port is released before rank 0 binds it, so a parallel test can take it first.
+            if attempt == 2 or "address already in use" not in str(error).lower():
+                raise
 
 
 def save_result(directory: Path, rank: int, value: Any) -> None:
