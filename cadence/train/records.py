@@ -13,7 +13,7 @@ from cadence.tracking.run import RunWriter, git_revision, read_json
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
 
-__all__ = ["eval_record", "fit_summary", "run_meta", "start_writer", "train_record", "update_best"]
+__all__ = ["eval_record", "fit_summary", "open_run", "run_meta", "train_record", "update_best"]
 
 
 def run_meta(
@@ -50,18 +50,45 @@ def run_meta(
     }
 
 
-def start_writer(
-    writer: RunWriter,
-    meta: dict[str, Any],
-    config: Mapping[str, Any] | None,
+def open_run(
+    state: TrainState,
     saved: dict[str, Any] | None,
-    run_dir: Path | None,
-) -> None:
-    """Start the run's files; a resume (``saved``) keeps the first start time and the metrics so far."""
+    *,
+    config: Mapping[str, Any] | None,
+    csv: bool,
+    tensorboard: bool,
+    name: str | None,
+    schedules: Mapping[str, Any],
+    batches_per_epoch: int,
+    precision: str,
+    grad_clip: float | None,
+    label_smoothing: float,
+    callbacks: Sequence[Callback],
+) -> RunWriter:
+    """The run directory's writer, started; a resume (``saved``) keeps the first start time and metrics."""
+    run_dir = state.run_dir
+    writer = RunWriter(
+        run_dir if run_dir is not None else Path("."),
+        enabled=run_dir is not None and state.is_main_process,
+        csv=csv,
+        tensorboard=tensorboard,
+    )
+    meta = run_meta(
+        state,
+        name=name,
+        schedules=schedules,
+        batches_per_epoch=batches_per_epoch,
+        precision=precision,
+        grad_clip=grad_clip,
+        label_smoothing=label_smoothing,
+        callbacks=callbacks,
+        with_git=writer.enabled,
+    )
     if saved is not None and writer.enabled and run_dir is not None and (run_dir / "meta.json").exists():
         meta["started_at"] = read_json(run_dir / "meta.json").get("started_at")
     keep = saved["trainer"].get("metrics_lines") if saved is not None else None
     writer.start(meta, config, keep_lines=keep)
+    return writer
 
 
 def train_record(state: TrainState, *, epoch: float, lr: float, loss: float, skipped: bool) -> dict[str, Any]:

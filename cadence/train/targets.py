@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from cadence.errors import ConfigError
+from cadence.train import checkpoint as checkpoints
 from cadence.train.batches import epoch_batches, move_to_device, split_batch
 
-__all__ = ["data_num_classes", "output_classes", "smoothed_one_hot"]
+__all__ = ["data_num_classes", "infer_num_classes", "output_classes", "smoothed_one_hot"]
 
 
 def smoothed_one_hot(targets: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
@@ -43,3 +44,12 @@ def output_classes(model: nn.Module, data: Any, device: torch.device, channels_l
     if not isinstance(outputs, torch.Tensor) or outputs.dim() < 2:
         raise ConfigError("label_smoothing needs num_classes: pass num_classes=... to the Trainer")
     return int(outputs.shape[-1])
+
+
+def infer_num_classes(model: nn.Module, data: Any, device: torch.device, channels_last: bool) -> int:
+    """:func:`output_classes` with every RNG state put back, so the run's random streams are untouched."""
+    rng = checkpoints.capture_rng_state()
+    try:
+        return output_classes(model, data, device, channels_last)
+    finally:
+        checkpoints.restore_rng_state(rng)

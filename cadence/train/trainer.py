@@ -16,10 +16,9 @@ from cadence import distributed
 from cadence.errors import ConfigError, DivergenceError
 from cadence.hyperparams import ScheduleOrValue, set_hyperparams
 from cadence.precision import Precision
-from cadence.tracking.run import RunWriter
 from cadence.train import checkpoint as checkpoints
 from cadence.train import records
-from cadence.train.batches import count_batches, move_to_device, split_batch
+from cadence.train.batches import move_to_device, split_batch
 from cadence.train.callback import Callback, hook_table
 from cadence.train.evaluation import accuracy, evaluate_model
 from cadence.train.options import check_options
@@ -32,8 +31,9 @@ from cadence.train.resume import (
     schedule_configs,
     write_checkpoint,
 )
+from cadence.train.setup import count_train_batches, prepare_model, progress_callbacks, shard_train_data
 from cadence.train.state import TrainState
-from cadence.train.targets import data_num_classes, output_classes, smoothed_one_hot
+from cadence.train.targets import data_num_classes, infer_num_classes, output_classes, smoothed_one_hot
 
 __all__ = ["Trainer", "accuracy"]
 
@@ -192,7 +192,7 @@ class Trainer:
         """
         saved = find_checkpoint(resume, self.run_dir)
         state = self._start(saved)
-        self._hooks = hook_table([*self.callbacks, *self._internal_callbacks()])
+        self._hooks = hook_table([*self.callbacks, *progress_callbacks(self.progress, state.is_main_process)])
         status, error = "completed", None
         try:
             self._call("on_fit_start", state)
@@ -339,13 +339,8 @@ class Trainer:
         self._distributed = distributed.is_distributed()
         rank, world_size = distributed.get_rank(), distributed.get_world_size()
         self._prepare_model()
-        if self._distributed and isinstance(self.train_data, torch.utils.data.DataLoader):
-            # Each rank reads its own disjoint shard, reshuffled per epoch. Evaluation data is not sharded
-            # this way: DistributedSampler pads with repeated examples, which would bias the metrics.
-            self.train_data = distributed.shard_dataloader(self.train_data, seed=self.seed)
-        self._batches_per_epoch = count_batches(self.train_data)
-        if self._batches_per_epoch == 0:
-            raise ConfigError("train_data yielded no batches")
+        self.train_data = shard_train_data(self.train_data, self.seed)
+        self._batches_per_epoch = count_train_batches(self.train_data)
         steps_per_epoch = math.ceil(self._batches_per_epoch / self.accumulation_steps)
         total_steps = self.total_steps if self.total_steps is not None else self.epochs * steps_per_epoch
         state = TrainState(
@@ -367,7 +362,8 @@ class Trainer:
         self.state = state
         checkpoints.seed_everything(self.seed)
         if self.label_smoothing and self.num_classes is None:
-            self.num_classes = state.num_classes = self._infer_num_classes()
+            classes = infer_num_classes(self.model, self.train_data, self.device, self.channels_last)
+            self.num_classes = state.num_classes = classes
         self.optimizer.zero_grad(set_to_none=True)
         if saved is None:
             self._resolve_auto_schedules()
@@ -376,14 +372,12 @@ class Trainer:
         if any(getattr(schedule, "needs_lr_finder", False) for schedule in self.schedules.values()):
             raise ConfigError("schedules: an 'auto' learning rate was not resolved by the LR finder")
         state.schedules = dict(self.schedules)
-        self._writer = RunWriter(
-            self.run_dir if self.run_dir is not None else Path("."),
-            enabled=self.run_dir is not None and state.is_main_process,
+        self._writer = records.open_run(
+            state,
+            saved,
+            config=self.config,
             csv=self._log_csv,
             tensorboard=self._tensorboard,
-        )
-        meta = records.run_meta(
-            state,
             name=self.name,
             schedules=self.schedules,
             batches_per_epoch=self._batches_per_epoch,
@@ -391,33 +385,21 @@ class Trainer:
             grad_clip=self.grad_clip,
             label_smoothing=self.label_smoothing,
             callbacks=self.callbacks,
-            with_git=self._writer.enabled,
         )
-        records.start_writer(self._writer, meta, self.config, saved, self.run_dir)
         self._time_origin = time.perf_counter() - state.wall_time
         return state
 
     def _prepare_model(self) -> None:
         if self._prepared:
             return
-        self.model.to(self.device)
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        # Under DDP, callbacks that freeze or unfreeze layers mid-run need every parameter registered.
-        trainable_changes = distributed.is_distributed() and distributed.changes_trainable(self.callbacks)
-        forward_model = distributed.wrap_model(self.model, self.device, trainable_changes=trainable_changes)
-        self._ddp = forward_model if forward_model is not self.model else None
-        if self.compile:
-            forward_model = torch.compile(forward_model)
-        self._forward = forward_model
+        self._forward, self._ddp = prepare_model(
+            self.model,
+            self.device,
+            channels_last=self.channels_last,
+            compile=self.compile,
+            callbacks=self.callbacks,
+        )
         self._prepared = True
-
-    def _internal_callbacks(self) -> list[Callback]:
-        if self.progress in (False, None, "off") or not self.state.is_main_process:
-            return []
-        from cadence.callbacks.progress import ProgressBar
-
-        return [ProgressBar(mode="auto" if self.progress in ("auto", True) else self.progress)]
 
     def _finish(self, state: TrainState, status: str, error: str | None, *, call_end: bool) -> None:
         state.wall_time = time.perf_counter() - self._time_origin
@@ -445,14 +427,6 @@ class Trainer:
         if self.label_smoothing and isinstance(targets, torch.Tensor) and not targets.is_floating_point():
             targets = smoothed_one_hot(targets, int(self.num_classes), self.label_smoothing)
         return inputs, targets
-
-    def _infer_num_classes(self) -> int:
-        # One forward pass in eval mode on the first batch; every RNG state is put back afterwards.
-        rng = checkpoints.capture_rng_state()
-        try:
-            return output_classes(self.model, self.train_data, self.device, self.channels_last)
-        finally:
-            checkpoints.restore_rng_state(rng)
 
     def _epoch_position(self, state: TrainState) -> float:
         return state.epoch + state.batch_index / self._batches_per_epoch
