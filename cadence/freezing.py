@@ -130,8 +130,14 @@ def set_norm_eval_(groups: Sequence[GroupLike]) -> None:
     loop calls this after switching to train mode (GradualUnfreezing does, before every batch).
     """
     for group in groups:
-        modules = group.norm_modules() if isinstance(group, LayerGroup) else (
-            [m for m in group.modules() if isinstance(m, NORM_TYPES)] if isinstance(group, nn.Module) else []
+        modules = (
+            group.norm_modules()
+            if isinstance(group, LayerGroup)
+            else (
+                [m for m in group.modules() if isinstance(m, NORM_TYPES)]
+                if isinstance(group, nn.Module)
+                else []
+            )
         )
         for module in modules:
             module.eval()

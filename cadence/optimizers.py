@@ -119,9 +119,7 @@ def create(
         items: list[Any] = [p for p in model_or_groups.parameters() if p.requires_grad]
     else:
         items = list(model_or_groups)
-    groups = (
-        [dict(item) for item in items] if items and isinstance(items[0], dict) else [{"params": items}]
-    )
+    groups = [dict(item) for item in items] if items and isinstance(items[0], dict) else [{"params": items}]
     if no_decay_norm_bias:
         groups = split_no_decay(groups, exempt)
     if not any(list(group["params"]) for group in groups):

@@ -52,9 +52,7 @@ def random_crop(
     return cropped.permute(0, 3, 1, 2).contiguous()
 
 
-def random_flip(
-    inputs: torch.Tensor, generator: torch.Generator, probability: float = 0.5
-) -> torch.Tensor:
+def random_flip(inputs: torch.Tensor, generator: torch.Generator, probability: float = 0.5) -> torch.Tensor:
     """Mirror each image left-right with ``probability``."""
     _check_images(inputs, "random_flip")
     flip = torch.rand(inputs.shape[0], generator=generator, device=inputs.device) < probability

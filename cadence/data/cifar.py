@@ -71,12 +71,7 @@ def read_cifar_batch(raw: bytes, origin: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(data, np.ndarray) or labels is None:
         raise ConfigError(f"{origin}: CIFAR batch lacks 'data' (array) or 'labels'")
     labels = np.asarray(labels, dtype=np.int64)
-    if (
-        data.dtype != np.uint8
-        or data.ndim != 2
-        or data.shape[1] != 3 * 32 * 32
-        or len(data) != len(labels)
-    ):
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
         raise ConfigError(
             f"{origin}: expected uint8 data of shape (N, 3072) and N labels, got {data.dtype} {data.shape} "
             f"and {len(labels)} labels"

@@ -204,9 +204,7 @@ def _load(name: str, path: str | None, download_missing: bool) -> DatasetSplits:
             files = result
     if files is None:
         raise ConfigError(
-            f"{name} not found; tried: "
-            + "; ".join(tried)
-            + ". Pass path='DIR' with the four IDX files."
+            f"{name} not found; tried: " + "; ".join(tried) + ". Pass path='DIR' with the four IDX files."
         )
     train, test = load_idx_splits(files)
     labels = torch.cat([train.targets, test.targets])

@@ -30,9 +30,7 @@ def _scan(root: Path, classes: list[str] | None) -> tuple[list[tuple[Path, int]]
     if classes is None:
         classes = found
     elif set(found) - set(classes):
-        raise ConfigError(
-            f"{root}: class folders {sorted(set(found) - set(classes))} are not in {classes}"
-        )
+        raise ConfigError(f"{root}: class folders {sorted(set(found) - set(classes))} are not in {classes}")
     if len(classes) < 2:
         raise ConfigError(f"{root}: need one sub-folder per class (at least 2), found {found}")
     items = [
@@ -84,9 +82,7 @@ def load_image_folder(
     ``channels``: 3 (RGB) or 1 (grayscale).
     """
     if path is None:
-        raise ConfigError(
-            "dataset image-folder needs the option path = 'DIR' (one sub-folder per class)"
-        )
+        raise ConfigError("dataset image-folder needs the option path = 'DIR' (one sub-folder per class)")
     if channels not in (1, 3):
         raise ConfigError(f"data option channels must be 1 or 3, got {channels!r}")
     size: tuple[int, int] | None
@@ -94,11 +90,7 @@ def load_image_folder(
         size = None
     elif isinstance(resize, int) and not isinstance(resize, bool):
         size = (resize, resize)
-    elif (
-        isinstance(resize, (list, tuple))
-        and len(resize) == 2
-        and all(isinstance(s, int) for s in resize)
-    ):
+    elif isinstance(resize, (list, tuple)) and len(resize) == 2 and all(isinstance(s, int) for s in resize):
         size = (int(resize[0]), int(resize[1]))
     else:
         raise ConfigError(f"data option resize must be an integer or [height, width], got {resize!r}")

@@ -75,9 +75,7 @@ class TensorLoader:
         world_size: int = 1,
     ) -> None:
         if inputs.shape[0] != targets.shape[0]:
-            raise ValueError(
-                f"inputs and targets differ in length: {inputs.shape[0]} != {targets.shape[0]}"
-            )
+            raise ValueError(f"inputs and targets differ in length: {inputs.shape[0]} != {targets.shape[0]}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         if world_size < 1 or not 0 <= rank < world_size:

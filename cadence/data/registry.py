@@ -146,9 +146,7 @@ def load(name: str, **options: Any) -> DatasetSplits:
     if subset is not None:
         data.train = _subset(data.train, _check_size("subset", subset, len(data.train)), subset_seed)
     if test_size is not None:
-        data.test = _subset(
-            data.test, _check_size("test_size", test_size, len(data.test)), subset_seed + 1
-        )
+        data.test = _subset(data.test, _check_size("test_size", test_size, len(data.test)), subset_seed + 1)
     if normalize:
         data = _standardize(data)
     return data

@@ -80,9 +80,7 @@ class CNN28(nn.Module):
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
-        self.classifier = nn.Sequential(
-            nn.Linear(second, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
-        )
+        self.classifier = nn.Sequential(nn.Linear(second, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(inputs))
@@ -152,9 +150,7 @@ class ResNetSmall(nn.Module):
                 stages.append(BasicBlock(channels, out_channels, stride))
                 channels = out_channels
         self.stages = nn.Sequential(*stages)
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)
-        )
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(inputs)))

@@ -217,4 +217,3 @@ class CyclicMomentum(_CyclicBase):
 
 
 cyclic_momentum = CyclicMomentum
-
