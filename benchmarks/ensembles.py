@@ -22,15 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
+import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CNN_SETUPS, RESULTS, evaluate_scores, format_mean_std, report_header, start
 
 from cadence import models
 from cadence.callbacks.averaging import EMA, SWA
@@ -40,27 +42,8 @@ from cadence.ensembles import Ensemble
 from cadence.schedules import cosine, snapshot_cosine
 from cadence.train.trainer import Trainer
 
-RESULTS = Path(__file__).parent / "results"
-
 SETUPS = {
-    "mnist1d": {
-        "load": {"name": "mnist1d"},
-        "model": "cnn1d",
-        "epochs": 20,
-        "batch_size": 100,
-        "max_lr": 0.1,
-        "seeds": 5,
-        "note": "MNIST-1D (4000 train / 1000 test), reference CNN (cnn1d), {epochs} epochs of batch 100",
-    },
-    "fashion-mnist": {
-        "load": {"name": "fashion-mnist", "subset": 4000, "test_size": 2000, "normalize": True},
-        "model": "cnn28",
-        "epochs": 6,
-        "batch_size": 100,
-        "max_lr": 0.05,
-        "seeds": 3,
-        "note": "Fashion-MNIST subset (4000 train / 2000 test images), cnn28, {epochs} epochs of batch 100",
-    },
+    name: {**CNN_SETUPS[name], "seeds": seeds} for name, seeds in (("mnist1d", 5), ("fashion-mnist", 3))
 }
 
 
@@ -75,16 +58,6 @@ def _predict_time(model: torch.nn.Module, inputs: torch.Tensor, repeats: int = 3
                 model(inputs[index : index + 500])
             best = min(best, time.perf_counter() - start)
     return best
-
-
-def _scores(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    model.eval()
-    with torch.no_grad():
-        outputs = torch.cat([model(inputs[i : i + 500]) for i in range(0, len(inputs), 500)])
-    return {
-        "accuracy": float((outputs.argmax(1) == targets).float().mean()),
-        "nll": float(F.cross_entropy(outputs, targets)),
-    }
 
 
 def run_seed(dataset: str, setup: dict, data, seed: int, epochs: int, snapshots: int) -> dict:
@@ -128,8 +101,8 @@ def run_seed(dataset: str, setup: dict, data, seed: int, epochs: int, snapshots:
         root = Path(directory)
         ema = EMA(decay=1 - 10 / total_steps)
         single, _, seconds = fit(cosine(max_lr, 0.0, total_steps), [ema], root / "cosine")
-        result["cosine"] = _scores(single, test_inputs, test_targets)
-        result["ema"] = _scores(ema.averaged.module, test_inputs, test_targets)
+        result["cosine"] = evaluate_scores(single, test_inputs, test_targets)
+        result["ema"] = evaluate_scores(ema.averaged.module, test_inputs, test_targets)
         result["train_seconds_cosine"] = seconds
 
         schedule = snapshot_cosine(max_lr=max_lr, total_steps=total_steps, num_snapshots=snapshots)
@@ -137,8 +110,8 @@ def run_seed(dataset: str, setup: dict, data, seed: int, epochs: int, snapshots:
         last, _, seconds = fit(schedule, [collector], root / "snapshot")
         files = sorted((root / "snapshot" / "snapshots").glob("snapshot-*.pt"), key=lambda p: int(p.stem[9:]))
         ensemble = Ensemble(files, model_factory=make_model, combine="mean_prob")
-        result["snapshot"] = _scores(ensemble, test_inputs, test_targets)
-        result["last_snapshot"] = _scores(last, test_inputs, test_targets)
+        result["snapshot"] = evaluate_scores(ensemble, test_inputs, test_targets)
+        result["last_snapshot"] = evaluate_scores(last, test_inputs, test_targets)
         result["snapshot_steps"] = collector.taken
         result["train_seconds_snapshot"] = seconds
         result["predict_seconds_single"] = _predict_time(single, test_inputs)
@@ -147,7 +120,7 @@ def run_seed(dataset: str, setup: dict, data, seed: int, epochs: int, snapshots:
         base = cosine(max_lr, 0.0, total_steps)
         swa = SWA(start=0.75, lr=0.1 * max_lr, anneal_steps=max(1, total_steps // 20), schedule=base)
         _, _, seconds = fit(base, [swa], root / "swa")
-        result["swa"] = _scores(swa.averaged.module, test_inputs, test_targets)
+        result["swa"] = evaluate_scores(swa.averaged.module, test_inputs, test_targets)
         result["swa_n_averaged"] = swa.num_averaged
         result["train_seconds_swa"] = seconds
     return result
@@ -162,19 +135,11 @@ METHODS = [
 ]
 
 
-def _mean_std(values: list[float]) -> str:
-    mean = statistics.mean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-
 def write_report(results: list[dict], args: argparse.Namespace, started: str, wall: float) -> str:
     lines = [
         "# Snapshot ensembles, SWA and EMA vs one cosine run (same optimizer steps)",
         "",
-        f"- date: {started} (UTC); machine: 2-core CPU shared with other jobs, no GPU "
-        f"(torch {torch.__version__}, {platform.python_version()}, 1 thread); wall time {wall / 60:.1f} min",
-        "- command: `python benchmarks/ensembles.py" + (" --quick" if args.quick else "") + "`",
+        *report_header("ensembles.py", started, wall, args.quick),
         "- GPU throughput: not measured (no GPU).",
         "",
     ]
@@ -195,7 +160,7 @@ def write_report(results: list[dict], args: argparse.Namespace, started: str, wa
         single_time = statistics.mean(row["predict_seconds_single"] for row in rows)
         ensemble_time = statistics.mean(row["predict_seconds_snapshot"] for row in rows)
         for key, label, passes in METHODS:
-            accuracy = _mean_std([row[key]["accuracy"] for row in rows])
+            accuracy = format_mean_std([row[key]["accuracy"] for row in rows])
             nll = statistics.mean(row[key]["nll"] for row in rows)
             passes = passes or members
             seconds = ensemble_time if key == "snapshot" else single_time
@@ -215,9 +180,7 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=5, help="M, the number of cosine cycles")
     parser.add_argument("--output", type=Path, default=RESULTS / "ensembles.md")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
-    begin = time.perf_counter()
+    started, begin = start()
     results = []
     for dataset in args.datasets:
         setup = SETUPS[dataset]

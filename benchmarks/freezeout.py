@@ -7,6 +7,10 @@ evaluation), measured side by side in one process, seeds interleaved so machine 
 
     python benchmarks/freezeout.py                      # the shrunk run reported in benchmarks/results
     python benchmarks/freezeout.py --train 60000 --test 10000 --epochs 20   # full size
+
+The Fashion-MNIST subsets come from ``cadence.data.load("fashion-mnist", subset=..., test_size=...)``:
+fixed random subsets (``subset_seed`` 0, original order kept). Results in benchmarks/results from before
+this loader was used drew their subsets with a NumPy permutation instead, so they used other images.
 """
 
 from __future__ import annotations
@@ -14,18 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
-import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fashion import fashion_subset
+from _common import fashion_tensors, mean_std, run_record
 
 from cadence.freezing import apply_freezeout, freezeout_param_groups, optimizer_group_index
 from cadence.param_groups import layer_groups
@@ -127,10 +128,6 @@ def run(arm: str, model_name: str, data, seed: int, args) -> dict:
     }  # fmt: skip
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def summarize(results: list[dict], models: list[str]) -> dict:
     """Per model and arm: accuracy, wall and CPU time (mean, std); savings paired by seed."""
     summary: dict = {}
@@ -165,7 +162,7 @@ def main() -> None:
     parser.add_argument("--output", default="benchmarks/results/freezeout.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = fashion_subset(args.train, args.test, seed=0)
+    data = fashion_tensors(args.train, args.test)
     results = []
     for model_name in args.models.split(","):
         for seed in range(args.seeds):
@@ -174,14 +171,7 @@ def main() -> None:
                 results.append(result)
                 print(json.dumps(result), flush=True)
     summary = summarize(results, args.models.split(","))
-    record = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"2-core CPU, no GPU ({platform.machine()}), torch threads={args.threads}",
-        "command": "python " + " ".join(sys.argv),
-        "arguments": vars(args),
-        "runs": results,
-        "summary": summary,
-    }
+    record = {**run_record(args), "runs": results, "summary": summary}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(record, indent=2))
     print(json.dumps(summary, indent=2))

@@ -30,6 +30,9 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import mean_std
+
 from cadence.data import TensorLoader, load
 from cadence.hyperparams import set_hyperparams
 from cadence.lr_finder import resolve_auto_schedules
@@ -197,7 +200,7 @@ def summarize(values: list[float]) -> tuple[float, float]:
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
         return float("nan"), float("nan")
-    return statistics.mean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
+    return mean_std(finite)
 
 
 def run_dataset(name: str, seeds: list[int], grid: list[float], output: Path) -> dict:

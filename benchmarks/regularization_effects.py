@@ -16,14 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
-import statistics
+import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CNN_SETUPS, RESULTS, evaluate_scores, format_mean_std, report_header, start
 
 from cadence import models
 from cadence.callbacks.mixup import Mixup
@@ -31,26 +32,7 @@ from cadence.data import TensorLoader, load
 from cadence.schedules import cosine
 from cadence.train.trainer import Trainer
 
-RESULTS = Path(__file__).parent / "results"
-
-SETUPS = {
-    "mnist1d": {
-        "load": {"name": "mnist1d"},
-        "model": "cnn1d",
-        "epochs": 20,
-        "batch_size": 100,
-        "max_lr": 0.1,
-        "note": "MNIST-1D (4000 train / 1000 test), reference CNN (cnn1d), {epochs} epochs of batch 100",
-    },
-    "fashion-mnist": {
-        "load": {"name": "fashion-mnist", "subset": 4000, "test_size": 2000, "normalize": True},
-        "model": "cnn28",
-        "epochs": 6,
-        "batch_size": 100,
-        "max_lr": 0.05,
-        "note": "Fashion-MNIST subset (4000 train / 2000 test images), cnn28, {epochs} epochs of batch 100",
-    },
-}
+SETUPS = CNN_SETUPS
 
 VARIANTS = {
     "none": {"label_smoothing": 0.0, "mixup": None},
@@ -87,31 +69,18 @@ def run(setup: dict, data, seed: int, epochs: int, variant: dict) -> dict:
     started = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - started
-    model.eval()
-    inputs, targets = data.test.inputs, data.test.targets
-    with torch.no_grad():
-        outputs = torch.cat([model(inputs[i : i + 500]) for i in range(0, len(inputs), 500)])
     return {
-        "accuracy": float((outputs.argmax(1) == targets).float().mean()),
-        "nll": float(F.cross_entropy(outputs, targets)),
+        **evaluate_scores(model, data.test.inputs, data.test.targets),
         "train_seconds": seconds,
         "total_steps": total_steps,
     }
-
-
-def _mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{scale * statistics.mean(values):.{digits}f} ± {scale * std:.{digits}f}"
 
 
 def write_report(results: list[dict], args: argparse.Namespace, started: str, wall: float) -> str:
     lines = [
         "# Label smoothing and mixup vs none (same budget)",
         "",
-        f"- date: {started} (UTC); machine: 2-core CPU shared with other jobs, no GPU "
-        f"(torch {torch.__version__}, Python {platform.python_version()}, 1 thread); "
-        f"wall time {wall / 60:.1f} min",
-        "- command: `python benchmarks/regularization_effects.py" + (" --quick" if args.quick else "") + "`",
+        *report_header("regularization_effects.py", started, wall, args.quick),
         "- optimizer: SGD, Nesterov momentum 0.9, weight decay 5e-4, one cosine decay from max_lr to 0",
         "",
     ]
@@ -133,8 +102,8 @@ def write_report(results: list[dict], args: argparse.Namespace, started: str, wa
             chosen = sorted((row for row in rows if row["variant"] == name), key=lambda row: row["seed"])
             if not chosen:
                 continue
-            accuracy = _mean_std([row["accuracy"] for row in chosen])
-            nll = _mean_std([row["nll"] for row in chosen], scale=1.0, digits=3)
+            accuracy = format_mean_std([row["accuracy"] for row in chosen])
+            nll = format_mean_std([row["nll"] for row in chosen], scale=1.0, digits=3)
             deltas = (
                 "–"
                 if name == "none"
@@ -156,9 +125,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--output", type=Path, default=RESULTS / "regularization_effects.md")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
-    begin = time.perf_counter()
+    started, begin = start()
     results = []
     for dataset in args.datasets:
         setup = SETUPS[dataset]

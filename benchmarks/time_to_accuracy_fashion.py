@@ -27,15 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from time_to_accuracy_mnist1d import (
-    RESULTS,
-    ROOT,
-    cell,
-    machine,
-    replace_section,
-    report_markdown,
-    run_compare,
-)
+from _common import ROOT, cell, machine, publish_time_to_accuracy, run_compare
 
 CONFIGS = [
     "configs/fashion_cnn28_no_clr.toml",
@@ -171,20 +163,14 @@ def main(argv: list[str] | None = None) -> int:
             "Seconds are wall-clock on a shared machine and vary with its load; steps are exact.",
         ]
     )
-    if args.smoke:
-        print(body)
-        return 0
-    replace_section(RESULTS / "time_to_accuracy.md", "fashion", body, "Time to accuracy")
-    replace_section(
-        RESULTS / "seed_experiments.md",
+    return publish_time_to_accuracy(
         "fashion",
+        body,
         "## Fashion-MNIST (cnn28): no CLR vs triangular2 CLR vs one-cycle auto LR\n\n"
-        f"`{command}` ({shrink}, {args.epochs} epochs; report in `{args.out.name}/report.html`)\n\n"
-        + report_markdown(args.out),
-        "Seed experiments",
+        f"`{command}` ({shrink}, {args.epochs} epochs; report in `{args.out.name}/report.html`)\n\n",
+        args.out,
+        args.smoke,
     )
-    print(body)
-    return 0
 
 
 if __name__ == "__main__":

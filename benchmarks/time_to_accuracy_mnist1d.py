@@ -19,82 +19,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
-import re
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, cell, machine, publish_time_to_accuracy, run_compare
+
 CONFIGS = [
     "configs/experiments/mnist1d_reference.toml",
     "configs/experiments/mnist1d_one_cycle_auto.toml",
 ]
 TARGET = 0.94
 REFERENCE_STEPS = 6000
-
-
-def run_compare(
-    configs: list[str],
-    *,
-    seeds: int,
-    jobs: int,
-    out: Path,
-    target: str,
-    overrides: list[str],
-    report_only: bool = False,
-) -> dict:
-    """Run ``cadence compare`` (skipping finished runs) and return its results.json.
-
-    ``report_only`` reads the run directories already under ``out/runs`` (unfinished runs show as such).
-    """
-    command = [sys.executable, "-m", "cadence", "compare"]
-    if report_only:
-        stems = [Path(config).stem for config in configs]
-        command += ["--runs", *[str(out / "runs" / stem) for stem in stems if (out / "runs" / stem).exists()]]
-    else:
-        command += [*configs, "--seeds", str(seeds), "--jobs", str(jobs)]
-        for override in overrides:
-            command += ["--set", override]
-    command += ["--target", target, "--out", str(out)]
-    print("+", " ".join(command), flush=True)
-    subprocess.run(command, cwd=ROOT, check=False)
-    return json.loads((out / "results.json").read_text())
-
-
-def machine() -> str:
-    return f"2-core CPU ({platform.processor() or platform.machine()}), no GPU; shared with other jobs"
-
-
-def cell(summary: dict[str, Any] | None, scale: float = 1.0, digits: int = 2) -> str:
-    if not summary or not summary.get("n") or summary.get("mean") is None:
-        return "—"
-    if summary["n"] == 1:
-        return f"{summary['mean'] * scale:.{digits}f}"
-    return f"{summary['mean'] * scale:.{digits}f} ± {summary['std'] * scale:.{digits}f}"
-
-
-def replace_section(path: Path, key: str, body: str, title: str) -> None:
-    """Write ``body`` between ``<!-- key:start -->`` and ``<!-- key:end -->`` in ``path`` (kept elsewhere)."""
-    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    text = path.read_text() if path.exists() else f"# {title}\n\n"
-    if start in text and end in text:
-        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
-def report_markdown(out: Path) -> str:
-    """The compare report's tables (report.md without its title line and plots)."""
-    lines = (out / "report.md").read_text().splitlines()
-    kept = [line for line in lines[1:] if not line.startswith("![")]
-    text = "\n".join(kept)
-    return text.split("## Plots")[0].rstrip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,20 +106,14 @@ def main(argv: list[str] | None = None) -> int:
             "Seconds are wall-clock on a shared machine and vary with its load; steps are exact.",
         ]
     )
-    if args.smoke:
-        print(body)
-        return 0
-    replace_section(RESULTS / "time_to_accuracy.md", "mnist1d", body, "Time to accuracy")
-    replace_section(
-        RESULTS / "seed_experiments.md",
+    return publish_time_to_accuracy(
         "mnist1d",
+        body,
         "## MNIST-1D: reference recipe (6000 steps) vs one-cycle auto LR (1500 steps)\n\n"
-        f"`{command}` (runs `cadence compare`; report in `{args.out.name}/report.html`)\n\n"
-        + report_markdown(args.out),
-        "Seed experiments",
+        f"`{command}` (runs `cadence compare`; report in `{args.out.name}/report.html`)\n\n",
+        args.out,
+        args.smoke,
     )
-    print(body)
-    return 0
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import mean_std
+
 from cadence import models
 from cadence.callbacks.progress import ProgressBar
 from cadence.data import TensorLoader
@@ -232,9 +235,6 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-
-    def mean_std(values):
-        return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
     steps = args.epochs * -(-args.train_size // args.batch_size)
     print(

@@ -15,24 +15,26 @@ features, i.e. the speed-up that precomputing buys while the body is frozen.
 
     python benchmarks/transfer.py                                            # shrunk run reported
     python benchmarks/transfer.py --train 10000 --test 2000 --image-size 64 --epochs 2   # issue's size
+
+The Fashion-MNIST subsets come from ``cadence.data.load("fashion-mnist", subset=..., test_size=...)``:
+fixed random subsets (``subset_seed`` 0, original order kept). Results in benchmarks/results from before
+this loader was used drew their subsets with a NumPy permutation instead, so they used other images.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fashion import fashion_subset
+from _common import fashion_tensors, run_record
 
 from cadence.data import TensorLoader
 from cadence.features import precompute_features
@@ -83,7 +85,7 @@ def main() -> None:
     parser.add_argument("--output", default="benchmarks/results/transfer.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    x_train, y_train, x_test, y_test = fashion_subset(args.train, args.test, seed=0)
+    x_train, y_train, x_test, y_test = fashion_tensors(args.train, args.test)
     arms = args.arms.split(",")
     runs: list[dict] = []
     extra: dict = {}
@@ -171,10 +173,7 @@ def main() -> None:
             } | {f"{key}_std": statistics.stdev(r[key] for r in rows) if len(rows) > 1 else 0.0
                  for key in ("accuracy", "wall_time", "cpu_time")}  # fmt: skip
     record = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"2-core CPU, no GPU ({platform.machine()}), torch threads={args.threads}",
-        "command": "python " + " ".join(sys.argv),
-        "arguments": vars(args),
+        **run_record(args),
         "runs": runs,
         "extra": extra,
         "summary": summary,
