@@ -176,3 +176,17 @@ def evaluate_scores(model: torch.nn.Module, inputs: torch.Tensor, targets: torch
         "accuracy": float((outputs.argmax(1) == targets).float().mean()),
         "nll": float(torch.nn.functional.cross_entropy(outputs, targets)),
     }
+
+
+def keep_result(results: list[dict], result: dict, output: Path) -> None:
+    """Append ``result``, print it as one JSON line and rewrite all results so far to ``output``'s .json."""
+    results.append(result)
+    print(json.dumps(result), flush=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+
+
+def write_markdown(report: str, output: Path) -> None:
+    """Write the markdown ``report`` to ``output`` and print it."""
+    output.write_text(report)
+    print(report)

@@ -20,7 +20,6 @@ model, and the measured time to predict the test set. Results: benchmarks/result
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -32,7 +31,16 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CNN_SETUPS, RESULTS, evaluate_scores, format_mean_std, report_header, start
+from _common import (
+    CNN_SETUPS,
+    RESULTS,
+    evaluate_scores,
+    format_mean_std,
+    keep_result,
+    report_header,
+    start,
+    write_markdown,
+)
 
 from cadence import models
 from cadence.callbacks.averaging import EMA, SWA
@@ -189,13 +197,8 @@ def main() -> None:
         epochs = 2 if args.quick else setup["epochs"]
         for seed in range(seeds):
             result = run_seed(dataset, setup, data, seed, epochs, args.snapshots)
-            results.append(result)
-            print(json.dumps(result), flush=True)
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    report = write_report(results, args, started, time.perf_counter() - begin)
-    args.output.write_text(report)
-    print(report)
+            keep_result(results, result, args.output)
+    write_markdown(write_report(results, args, started, time.perf_counter() - begin), args.output)
 
 
 if __name__ == "__main__":

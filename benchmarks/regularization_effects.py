@@ -14,7 +14,6 @@ differences to ``none``. Results: benchmarks/results/regularization_effects.md (
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -24,7 +23,16 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CNN_SETUPS, RESULTS, evaluate_scores, format_mean_std, report_header, start
+from _common import (
+    CNN_SETUPS,
+    RESULTS,
+    evaluate_scores,
+    format_mean_std,
+    keep_result,
+    report_header,
+    start,
+    write_markdown,
+)
 
 from cadence import models
 from cadence.callbacks.mixup import Mixup
@@ -135,13 +143,8 @@ def main() -> None:
             for name, variant in VARIANTS.items():
                 result = {"dataset": dataset, "seed": seed, "variant": name, "epochs": epochs}
                 result.update(run(setup, data, seed, epochs, variant))
-                results.append(result)
-                print(json.dumps(result), flush=True)
-                args.output.parent.mkdir(parents=True, exist_ok=True)
-                args.output.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    report = write_report(results, args, started, time.perf_counter() - begin)
-    args.output.write_text(report)
-    print(report)
+                keep_result(results, result, args.output)
+    write_markdown(write_report(results, args, started, time.perf_counter() - begin), args.output)
 
 
 if __name__ == "__main__":
