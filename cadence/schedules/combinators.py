@@ -103,8 +103,24 @@ class Join(Schedule):
 join = Join
 
 
+class _Composed(Schedule):
+    """A schedule defined as another one built in ``__post_init__`` (``_joined``), which it evaluates."""
+
+    _joined: Schedule
+
+    def at(self, t: float) -> float:
+        return self._joined.at(t)
+
+    @property
+    def duration(self) -> float:
+        return self._joined.duration
+
+    def breakpoints(self, until: float) -> list[float]:
+        return self._joined.breakpoints(until)
+
+
 @dataclass(frozen=True, repr=False)
-class Sequence(Schedule):
+class Sequence(_Composed):
     """Schedules one after another, each lasting its ``duration`` (all but the last must be finite)."""
 
     call_name = "sequence"
@@ -128,22 +144,12 @@ class Sequence(Schedule):
         object.__setattr__(self, "schedules", schedules)
         object.__setattr__(self, "_joined", Join(schedules, tuple(boundaries)))
 
-    def at(self, t: float) -> float:
-        return self._joined.at(t)
-
-    @property
-    def duration(self) -> float:
-        return self._joined.duration
-
-    def breakpoints(self, until: float) -> list[float]:
-        return self._joined.breakpoints(until)
-
 
 sequence = Sequence
 
 
 @dataclass(frozen=True, repr=False)
-class Warmup(Schedule):
+class Warmup(_Composed):
     """A linear ramp from ``start_value`` to ``schedule(0)`` over ``warmup_steps``, then ``schedule``.
 
     Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour", 2017 (gradual warmup).
@@ -161,16 +167,6 @@ class Warmup(Schedule):
         check_number("start_value", self.start_value)
         ramp = linear(self.start_value, self.schedule.at(0.0), self.warmup_steps)
         object.__setattr__(self, "_joined", Sequence((ramp, self.schedule)))
-
-    def at(self, t: float) -> float:
-        return self._joined.at(t)
-
-    @property
-    def duration(self) -> float:
-        return self._joined.duration
-
-    def breakpoints(self, until: float) -> list[float]:
-        return self._joined.breakpoints(until)
 
 
 warmup = Warmup
