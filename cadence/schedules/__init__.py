@@ -15,11 +15,13 @@ Example::
 
 from cadence.schedules.base import AUTO, Schedule
 from cadence.schedules.combinators import (
+    Compress,
     Join,
     Repeat,
     Sequence,
     Truncate,
     Warmup,
+    compress,
     join,
     repeat,
     sequence,
@@ -66,6 +68,7 @@ from cadence.schedules.torch_adapter import LRSchedulerAdapter
 __all__ = [
     "AUTO",
     "SCHEDULES",
+    "Compress",
     "Constant",
     "Cosine",
     "CosineRestarts",
@@ -88,6 +91,7 @@ __all__ = [
     "Truncate",
     "Warmup",
     "WarmupCosine",
+    "compress",
     "constant",
     "cosine",
     "cosine_restarts",

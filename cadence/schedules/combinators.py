@@ -6,6 +6,7 @@
 * :func:`repeat` — a schedule over and over, each cycle optionally longer (``cycle_mult``) and with its
   distance to ``decay_floor`` shrunk by ``decay`` per cycle.
 * :func:`truncate` — follow a schedule up to a local time, then hold its value there.
+* :func:`compress` — a schedule played faster (or slower), keeping its shape.
 
 Example (optax's ``warmup_cosine_decay_schedule`` in one line)::
 
@@ -28,11 +29,13 @@ from cadence.schedules.base import Schedule, check_integer, check_number
 from cadence.schedules.primitives import linear
 
 __all__ = [
+    "Compress",
     "Join",
     "Repeat",
     "Sequence",
     "Truncate",
     "Warmup",
+    "compress",
     "join",
     "repeat",
     "sequence",
@@ -287,3 +290,39 @@ class Truncate(Schedule):
 
 
 truncate = Truncate
+
+
+@dataclass(frozen=True, repr=False)
+class Compress(Schedule):
+    """``schedule`` played ``factor`` times faster: at local time ``t`` it is ``schedule.at(t · factor)``.
+
+    A schedule for ``total_steps`` compressed by ``factor = total_steps / short_steps`` keeps its shape
+    (warmup, peak, annealing, cycles) over ``short_steps``: this is how the LR race trains a candidate with
+    "the real schedule" on a short budget. ``factor < 1`` stretches it.
+
+    >>> from cadence.schedules import linear
+    >>> schedule = compress(linear(1.0, 0.0, steps=100), factor=10.0)
+    >>> schedule(0), schedule(5), schedule(10)
+    (1.0, 0.5, 0.0)
+    """
+
+    call_name = "compress"
+    schedule: Schedule
+    factor: float
+
+    def __post_init__(self) -> None:
+        _check_schedule("schedule", self.schedule)
+        check_number("factor", self.factor, low=0.0, low_open=True)
+
+    def at(self, t: float) -> float:
+        return self.schedule.at(t * self.factor)
+
+    @property
+    def duration(self) -> float:
+        return self.schedule.duration / self.factor
+
+    def breakpoints(self, until: float) -> list[float]:
+        return [point / self.factor for point in self.schedule.breakpoints(until * self.factor)]
+
+
+compress = Compress
