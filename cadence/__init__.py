@@ -13,7 +13,7 @@ from cadence.features import precompute_features
 from cadence.fine_tune import fine_tune
 from cadence.freezing import freeze_, freezeout_param_groups, unfreeze_
 from cadence.hyperparams import set_hyperparams
-from cadence.lr_finder import LRFinderResult, find_lr
+from cadence.lr_finder import LRFinderResult, LRSelection, find_lr, select_lr
 from cadence.param_groups import LayerGroup, discriminative_lrs, layer_groups
 from cadence.precision import Precision
 from cadence.regularization import cutmix_batch, mixup_batch, one_hot, soft_cross_entropy
@@ -42,6 +42,7 @@ __all__ = [
     "DivergenceError",
     "Ensemble",
     "LRFinderResult",
+    "LRSelection",
     "LRSchedulerAdapter",
     "LayerGroup",
     "Precision",
@@ -58,6 +59,7 @@ __all__ = [
     "evaluate_ensemble",
     "evaluate_model",
     "find_lr",
+    "select_lr",
     "fine_tune",
     "freeze_",
     "freezeout_param_groups",

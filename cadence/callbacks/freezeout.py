@@ -44,6 +44,8 @@ class FreezeOut(Callback):
         n_groups: used when ``groups`` is ``None``.
     """
 
+    shapes_training = True
+
     def __init__(
         self,
         t0: float = 0.8,

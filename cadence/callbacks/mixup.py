@@ -47,6 +47,7 @@ class Mixup(Callback):
     """
 
     produces_soft_targets = True
+    shapes_training = True
 
     def __init__(
         self,

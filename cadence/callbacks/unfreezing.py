@@ -135,6 +135,8 @@ class GradualUnfreezing(Callback):
             default); ``False`` freezes them and puts them in eval mode, so their running statistics stay.
     """
 
+    shapes_training = True
+
     def __init__(
         self,
         stages: Sequence[Mapping[str, Any]],

@@ -108,7 +108,7 @@ def _is_completed(run_dir: Path) -> bool:
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return False
-    return isinstance(summary, dict) and summary.get("status") == "completed"
+    return isinstance(summary, dict) and summary.get("status") in ("completed", "stalled")
 
 
 def _can_resume(run_dir: Path) -> bool:

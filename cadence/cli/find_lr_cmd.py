@@ -1,17 +1,21 @@
-"""``cadence find-lr CONFIG.toml``: run the LR range test for a config and print its suggestions.
+"""``cadence find-lr CONFIG.toml``: choose the learning rate a run of this config would use, and show why.
 
-Builds data, model, optimizer and loss exactly as ``cadence train`` would (``cadence.config``), sweeps the
-learning rate with :func:`cadence.lr_finder.find_lr`, prints the suggestions as a table and writes
-``lr_finder.json`` and ``lr_finder.png`` (when matplotlib is installed) into ``--output``.
+Builds the run exactly as ``cadence train`` would (``cadence.config``) and calls the Trainer's own
+:meth:`~cadence.train.trainer.Trainer.select_lr`: the same range test, the same race, the same training step
+(precision, clipping, accumulation, label smoothing, mixup), the same data order and seed, the config's
+``[lr_selection]`` options. So the value printed here is the value ``max_lr = "auto"`` gives in training.
+A schedule with a numeric ``max_lr`` is treated as if it said ``"auto"`` (and the output says so). Writes
+``lr_selection.json`` and ``lr_selection.png`` (when matplotlib is installed) into ``--output``.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import dataclasses
 from pathlib import Path
+from typing import Any
 
-from cadence.errors import ConfigError, MissingDependencyError
+from cadence.errors import ConfigError
 
 __all__ = ["add_arguments", "run"]
 
@@ -24,71 +28,83 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optimizer.weight_decay=1e-4 (repeatable)",
+        help="override a config value, e.g. --set lr_selection.budget=0.5 (repeatable)",
     )
-    parser.add_argument("--output", type=Path, default=Path("."), help="directory for lr_finder.json/.png")
-    parser.add_argument("--repeats", type=int, default=1, help="sweeps with different data orders (spread)")
-    parser.add_argument("--num-steps", type=int, default=100, help="optimizer updates per sweep")
-    parser.add_argument("--start-lr", type=float, default=1e-7, help="first learning rate")
-    parser.add_argument("--end-lr", type=float, default=10.0, help="last learning rate")
-    parser.add_argument("--mode", choices=("exp", "linear"), default="exp", help="LR spacing")
+    parser.add_argument("--output", type=Path, default=Path("."), help="directory for lr_selection.json/.png")
     parser.add_argument(
-        "--method", choices=("valley", "steepest", "minimum"), default="valley", help="the rule to suggest by"
-    )
-    parser.add_argument(
-        "--weight-decays",
-        type=float,
-        nargs="+",
+        "--method",
+        choices=("race", "sweep"),
         default=None,
-        metavar="WD",
-        help="sweep once per weight decay and choose the one allowing the largest LR at the lowest loss",
+        help="race (default): sweep, then train candidates; sweep: the range test's suggestion only",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--budget", type=float, default=None, help="race cost in training runs (default 1)")
+    parser.add_argument(
+        "--rule",
+        choices=("valley", "steepest", "minimum"),
+        default=None,
+        help="the sweep's rule (--method sweep)",
+    )
+    parser.add_argument("--num-steps", type=int, default=None, help="optimizer updates of the range test")
+    parser.add_argument("--start-lr", type=float, default=None, help="first learning rate of the range test")
+    parser.add_argument("--end-lr", type=float, default=None, help="last learning rate of the range test")
+    parser.add_argument("--no-progress", action="store_true", help="print nothing while choosing")
+
+
+def _as_auto(schedule: Any) -> tuple[Any, str | None]:
+    """``schedule`` with its numeric ``max_lr`` replaced by "auto", and a note saying so."""
+    if getattr(schedule, "needs_lr_finder", False):
+        return schedule, None
+    fields = getattr(schedule, "lr_fields", ())
+    if "max_lr" not in fields:
+        raise ConfigError(
+            f"find-lr: the lr schedule {schedule!r} has no max_lr to choose; use a schedule with max_lr "
+            "(one_cycle, cyclic, cosine_restarts, ...), e.g. --set schedule.lr.max_lr=auto"
+        )
+    note = (
+        f'the config gives max_lr = {schedule.max_lr}; with max_lr = "auto" a run would use the value below'
+    )
+    return dataclasses.replace(schedule, max_lr="auto"), note
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    pairs = [
+        ("method", args.method and f'"{args.method}"'),
+        ("budget", args.budget),
+        ("rule", args.rule and f'"{args.rule}"'),
+        ("num_steps", args.num_steps),
+        ("start_lr", args.start_lr),
+        ("end_lr", args.end_lr),
+    ]
+    return [f"lr_selection.{key}={value}" for key, value in pairs if value is not None]
 
 
 def run(args: argparse.Namespace) -> int:
     from cadence.config import build_experiment, load_config
-    from cadence.lr_finder import find_lr
+    from cadence.config.run import trainer_for
+    from cadence.lr_finder.race import plot_selection
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, [*args.overrides, *_overrides(args)])
     experiment = build_experiment(config)
-    train = dict(experiment.config.get("train", {}))
-    loss_fn = experiment.loss_fn
-    smoothing = float(train.get("label_smoothing", 0.0) or 0.0)
-    if (
-        smoothing > 0
-    ):  # the Trainer smooths targets; here the loss does it, with the same effect on hard labels
-        loss_fn = functools.partial(loss_fn, label_smoothing=smoothing)
-    precision = train.get("precision")
-    result = find_lr(
-        experiment.model,
-        experiment.optimizer,
-        loss_fn,
-        experiment.train_loader,
-        start_lr=args.start_lr,
-        end_lr=args.end_lr,
-        num_steps=args.num_steps,
-        mode=args.mode,
-        accumulation_steps=int(train.get("accumulation_steps", 1)),
-        precision=None if precision in (None, "fp32") else precision,
-        repeats=args.repeats,
-        weight_decays=args.weight_decays,
-        method=args.method,
-        seed=int(train.get("seed", 0)),
-        progress=not args.no_progress,
-        device=experiment.trainer_options.get("device"),
-    )
+    if "lr" not in experiment.schedules:
+        raise ConfigError("find-lr: the config has no lr schedule ([schedule] with a name, or [schedule.lr])")
+    experiment.schedules["lr"], note = _as_auto(experiment.schedules["lr"])
+    trainer = trainer_for(experiment)
+    if args.no_progress:
+        trainer.progress = False
     try:
         args.output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ConfigError(f"--output {args.output}: cannot create the directory ({error})") from error
-    json_path = result.save_json(args.output / "lr_finder.json", config=str(args.config))
-    print(f"LR range test for {args.config} ({len(result.lrs)} steps)\n")
-    print(result.summary())
-    print(f"\nwrote {json_path}")
-    try:
-        plot_path = result.plot(args.output / "lr_finder.png", title=f"LR range test: {args.config.name}")
-        print(f"wrote {plot_path}")
-    except MissingDependencyError as error:
-        print(f"no plot: {error}")
+    selection = trainer.select_lr()
+    record = selection.save_json(args.output / "lr_selection.json", config=str(args.config))
+    plot = plot_selection(selection, args.output / "lr_selection.png")
+    print(f"\nLR selection for {args.config}\n")
+    if note:
+        print(note)
+    print(selection.summary())
+    print(
+        f"\na run of this config uses max_lr = {selection.value:.4g} ({selection.method}: {selection.reason})"
+    )
+    print(f"wrote {record}")
+    print(f"wrote {plot}" if plot is not None else "no plot: pip install 'cadence[plot]'")
     return 0

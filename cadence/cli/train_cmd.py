@@ -73,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         final = ", ".join(f"{key} {value:.4g}" for key, value in summary.get("final", {}).items())
         status, steps = summary.get("status"), summary.get("steps")
         print(f"cadence train: {status} after {steps} steps; {final}; run: {run_dir}")
-        if summary.get("status") in ("diverged", "failed"):
+        if summary.get("status") == "stalled":
+            print(f"cadence train: {summary.get('extra', {}).get('stop_reason', 'the run stalled')}")
+        if summary.get("status") in ("diverged", "failed", "stalled"):
             return 1
     elif state is not None:
         print(f"cadence train: finished at step {getattr(state, 'step', '?')}; run: {run_dir}")

@@ -12,7 +12,14 @@ from typing import Any
 
 import torch
 
-from cadence.config.schema import CALLBACKS, DATA_LOADER_KEYS, TRAIN_DEFAULTS, _table, _unknown_key
+from cadence.config.schema import (
+    CALLBACKS,
+    DATA_LOADER_KEYS,
+    LR_SELECTION_SWEEP_KEYS,
+    TRAIN_DEFAULTS,
+    _table,
+    _unknown_key,
+)
 from cadence.config.steps import epochs_to_steps, schedule_configs
 from cadence.config.validation import validate_config
 from cadence.errors import ConfigError
@@ -69,6 +76,16 @@ def _build_callback(name: str, options: Mapping[str, Any], steps_per_epoch: int)
         return callback_class(**options)
     except TypeError as error:
         raise ConfigError(f"[callbacks.{name}] {error}") from error
+
+
+def lr_selection_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``[lr_selection]`` as keyword arguments of :func:`cadence.lr_finder.select_lr`."""
+    table = _table(config, "lr_selection")
+    options = {key: value for key, value in table.items() if key not in LR_SELECTION_SWEEP_KEYS}
+    sweep = {key: table[key] for key in LR_SELECTION_SWEEP_KEYS if key in table}
+    if sweep:
+        options["sweep_options"] = sweep
+    return options
 
 
 def build_experiment(config: Mapping[str, Any]) -> Experiment:
@@ -192,6 +209,7 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
         if key not in ("batch_size", "eval_batch_size", "loss", "device")
     }
     trainer_options["device"] = device
+    trainer_options["lr_selection"] = lr_selection_options(config)
     trainer_options["num_classes"] = data.num_classes
     return Experiment(
         config=config,

@@ -8,7 +8,7 @@ from typing import Any
 
 from cadence.errors import ConfigError
 
-SECTIONS = ("data", "model", "optimizer", "schedule", "train", "callbacks", "distributed")
+SECTIONS = ("data", "model", "optimizer", "schedule", "train", "callbacks", "distributed", "lr_selection")
 
 #: Callback names in ``[callbacks.<name>]`` -> "module:Class", imported only when used.
 CALLBACKS: dict[str, str] = {
@@ -111,6 +111,38 @@ TRAIN_KEYS: dict[str, Callable[[Any], str | None]] = {
     "loss": _choice(*LOSSES),
 }
 TRAIN_DEFAULTS: dict[str, Any] = {"batch_size": 128, "eval_batch_size": 1024, "seed": 0}
+
+
+def _open_fraction(value: Any) -> str | None:
+    return None if _is_number(value) and 0 < value < 1 else "a number in (0, 1)"
+
+
+def _budget(value: Any) -> str | None:
+    return (
+        None
+        if _is_number(value) and 0 < value <= 10
+        else "a number in (0, 10] (training runs' worth of steps)"
+    )
+
+
+def _candidates(value: Any) -> str | None:
+    return None if _is_int(value) and 2 <= value <= 12 else "a whole number in [2, 12]"
+
+
+#: ``[lr_selection]`` key -> check: how ``max_lr = "auto"`` is chosen (``cadence.lr_finder.select_lr``).
+LR_SELECTION_KEYS: dict[str, Callable[[Any], str | None]] = {
+    "method": _choice("race", "sweep"),
+    "budget": _budget,
+    "candidates": _candidates,
+    "val_fraction": _open_fraction,
+    "refine_vertex": _boolean,
+    "rule": _choice("valley", "steepest", "minimum"),
+    "start_lr": _positive_number,
+    "end_lr": _positive_number,
+    "num_steps": _positive_int,
+}
+#: ``[lr_selection]`` keys that configure the range test rather than the race.
+LR_SELECTION_SWEEP_KEYS = ("start_lr", "end_lr", "num_steps")
 
 
 def _hint(key: str, choices: Sequence[str]) -> str:

@@ -10,6 +10,7 @@ from cadence.config.schema import (
     CALLBACKS,
     DISTRIBUTED_KEYS,
     LR_SCALING_RULES,
+    LR_SELECTION_KEYS,
     SCHEDULE_TARGETS,
     SECTIONS,
     TRAIN_KEYS,
@@ -70,6 +71,11 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"distributed.lr_scaling = {_toml_repr(distributed['lr_scaling'])}: expected {problem}"
         )
+    for key, value in _table(config, "lr_selection").items():
+        if key not in LR_SELECTION_KEYS:
+            raise _unknown_key("lr_selection", key, list(LR_SELECTION_KEYS))
+        if problem := LR_SELECTION_KEYS[key](value):
+            raise ConfigError(f"lr_selection.{key} = {_toml_repr(value)}: expected {problem}")
     callbacks = _table(config, "callbacks")
     for name, options in callbacks.items():
         if name not in CALLBACKS:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,19 +10,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from cadence.errors import ConfigError, MissingDependencyError
-from cadence.lr_finder.sweep import find_lr
+from cadence.errors import ConfigError
+from cadence.lr_finder.race import LRSelection, load_selection, plot_selection, select_lr
 
-__all__ = ["AUTO_METHOD", "PLOT_FILE", "RESULT_FILE", "needs_lr_finder", "resolve_auto_schedules"]
+__all__ = [
+    "AUTO_METHOD",
+    "LEGACY_RESULT_FILE",
+    "PLOT_FILE",
+    "RESULT_FILE",
+    "needs_lr_finder",
+    "resolve_auto_schedules",
+]
 
-RESULT_FILE = "lr_finder.json"
-PLOT_FILE = "lr_finder.png"
-#: Rule used for an "auto" schedule peak unless ``finder_options["method"]`` says otherwise. One-cycle and
-#: cyclic schedules spend only a short time at their peak, so their max_lr belongs near the edge of the
-#: falling part of the curve. In benchmarks/results/lr_finder_auto.md "steepest" came within about a point
-#: of the best grid max_lr on two of three setups where "valley" lost 6-11 points, but it lost 9 points on
-#: the third (too close to the divergence cliff), where "valley" was best. "valley" is the cautious choice.
-AUTO_METHOD = "steepest"
+RESULT_FILE = "lr_selection.json"
+PLOT_FILE = "lr_selection.png"
+#: Record written by cadence 0.1 (a sweep only); its ``value`` is still reused when a run resumes.
+LEGACY_RESULT_FILE = "lr_finder.json"
+#: The default way ``max_lr="auto"`` is chosen: a sweep brackets the range, a short race decides.
+AUTO_METHOD = "race"
 
 
 def needs_lr_finder(schedule: Any) -> bool:
@@ -34,22 +36,21 @@ def needs_lr_finder(schedule: Any) -> bool:
     return bool(flag() if callable(flag) else flag)
 
 
-def _rank() -> tuple[bool, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return True, torch.distributed.get_rank()
-    return False, 0
-
-
-def _copy_training_state(model: nn.Module, optimizer: torch.optim.Optimizer):
-    """Deep-copy model and optimizer together, so the copied optimizer updates the copied parameters.
-
-    Objects that cannot be copied (a DistributedDataParallel wrapper holds a process group) are used as they
-    are: ``find_lr`` restores them exactly afterwards anyway.
-    """
-    try:
-        return copy.deepcopy((model, optimizer))
-    except Exception:
-        return model, optimizer
+def _recorded_value(run_dir: Path) -> float | None:
+    """The LR a previous start of this run chose (``lr_selection.json``, or 0.1's ``lr_finder.json``)."""
+    selection = load_selection(run_dir / RESULT_FILE)
+    if selection is not None:
+        return selection.value
+    legacy = run_dir / LEGACY_RESULT_FILE
+    if legacy.exists():
+        try:
+            data = json.loads(legacy.read_text())
+            return float(data.get("value", data.get("suggestion")))
+        except (ValueError, TypeError) as error:
+            raise ConfigError(
+                f"{legacy} is not a valid LR finder record ({error}); delete it to re-run"
+            ) from error
+    return None
 
 
 def resolve_auto_schedules(
@@ -59,80 +60,66 @@ def resolve_auto_schedules(
     optimizer: torch.optim.Optimizer,
     loss_fn: Any,
     train_data: Any,
+    total_steps: int,
     run_dir: str | Path | None = None,
-    precision: str | None = None,
-    accumulation_steps: int = 1,
-    finder_options: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Replace every schedule with ``needs_lr_finder`` by ``schedule.with_lr(suggested_lr)``.
+    selection_options: Mapping[str, Any] | None = None,
+    trainer_options: Mapping[str, Any] | None = None,
+    callbacks: list[Any] | None = None,
+    seed: int = 0,
+    log: Any = None,
+) -> tuple[dict[str, Any], LRSelection | None]:
+    """Replace every schedule with ``needs_lr_finder`` by ``schedule.with_lr(chosen)``.
 
-    The LR range test runs once, on a copy of the training state (model and optimizer deep-copied together;
-    RNG states restored afterwards), with ``finder_options`` passed on to :func:`find_lr` (e.g.
-    ``{"end_lr": 1.0, "repeats": 3, "method": "valley"}``). The suggestion rule defaults to
-    :data:`AUTO_METHOD` ("steepest"): a schedule's *peak* LR, measured to work better than the "valley"
-    rule meant for a constant LR. With ``run_dir`` its result is written to
-    ``run_dir/lr_finder.json`` (with the chosen ``value``, ``method``, all ``suggestions``, the curve and the
-    resolved schedules) and ``run_dir/lr_finder.png`` (when matplotlib is installed). When
-    ``run_dir/lr_finder.json`` already exists (a resumed run) its recorded ``value`` is reused and nothing
-    is swept, so a resumed run follows exactly the schedule it started with. Under ``torch.distributed`` every
-    rank sweeps together (the finder averages losses over ranks), rank 0 alone writes files, and a recorded
-    value read by rank 0 is broadcast to all ranks. Schedules without ``needs_lr_finder`` pass through.
+    The value is chosen by :func:`cadence.lr_finder.select_lr` (``selection_options`` are its keyword
+    arguments: ``method``, ``budget``, ``candidates``, ``val_fraction``, ``rule``, ``sweep_options``) on
+    copies of the training state, with the run's training step (``trainer_options``, ``callbacks``). With
+    ``run_dir`` the selection is written to ``run_dir/lr_selection.json`` (every candidate, the sweep, the
+    cost, the
+    resolved schedules) and ``lr_selection.png``. When that record already exists (a resumed run) its value is
+    reused and nothing is trained, so a resumed run follows exactly the schedule it started with. Under
+    ``torch.distributed`` every rank takes part in the selection, rank 0 alone writes, and a recorded value
+    read by rank 0 is broadcast to all ranks. Returns the schedules and the selection (None when reused).
 
     Example::
 
-        schedules = {"lr": one_cycle(max_lr="auto", total_steps=2000)}
-        schedules = resolve_auto_schedules(schedules, model=model, optimizer=optimizer,
-                                           loss_fn=cross_entropy, train_data=loader, run_dir="runs/a")
+        schedules, selection = resolve_auto_schedules(
+            {"lr": one_cycle(max_lr="auto", total_steps=2000)}, model=model, optimizer=optimizer,
+            loss_fn=cross_entropy, train_data=loader, total_steps=2000, run_dir="runs/a")
     """
     pending = [name for name, schedule in schedules.items() if needs_lr_finder(schedule)]
     if not pending:
-        return dict(schedules)
-    distributed, rank = _rank()
-    result_path = None if run_dir is None else Path(run_dir) / RESULT_FILE
-
-    recorded: float | None = None
-    if result_path is not None and rank == 0 and result_path.exists():
-        try:
-            data = json.loads(result_path.read_text())
-            recorded = float(data.get("value", data.get("suggestion")))
-        except (ValueError, TypeError) as error:
-            raise ConfigError(
-                f"{result_path} is not a valid LR finder record ({error}); delete it to re-run"
-            ) from error
+        return dict(schedules), None
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank = torch.distributed.get_rank() if distributed else 0
+    recorded = _recorded_value(Path(run_dir)) if run_dir is not None and rank == 0 else None
     if distributed:
         shared = [recorded]
         torch.distributed.broadcast_object_list(shared, src=0)
         recorded = shared[0]
-
-    result = None
+    selection = None
     if recorded is not None:
-        value = recorded
+        value = float(recorded)
     else:
-        options = {"progress": False, "method": AUTO_METHOD, **dict(finder_options or {})}
-        model_copy, optimizer_copy = _copy_training_state(model, optimizer)
-        result = find_lr(
-            model_copy,
-            optimizer_copy,
+        options = {"method": AUTO_METHOD, **dict(selection_options or {})}
+        selection = select_lr(
+            model,
+            optimizer,
             loss_fn,
             train_data,
-            precision=precision,
-            accumulation_steps=accumulation_steps,
+            schedules,
+            total_steps=total_steps,
+            trainer_options=trainer_options,
+            callbacks=callbacks,
+            seed=seed,
+            log=log,
             **options,
         )
-        del model_copy, optimizer_copy
-        value = result.suggestion
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(
-                "max_lr='auto': the LR finder found no usable learning rate (the loss never decreased); "
-                "give max_lr a number or widen finder_options start_lr/end_lr"
-            )
-
+        value = selection.value
     resolved = {
         name: schedule.with_lr(value) if name in pending else schedule for name, schedule in schedules.items()
     }
-    if result is not None and result_path is not None and rank == 0:
-        result.save_json(result_path, value=value, resolved={name: repr(resolved[name]) for name in pending})
-        # The JSON record is what matters; the plot is optional.
-        with contextlib.suppress(MissingDependencyError):
-            result.plot(result_path.with_name(PLOT_FILE))
-    return resolved
+    if selection is not None and run_dir is not None and rank == 0:
+        path = Path(run_dir) / RESULT_FILE
+        selection.save_json(path, resolved={name: repr(resolved[name]) for name in pending})
+        plot_selection(selection, path.with_name(PLOT_FILE))
+    return resolved, selection

@@ -23,6 +23,7 @@ from cadence.lr_finder.result import LRCurve, LRFinderResult, assess_trust
 from cadence.lr_finder.state import TrainingSnapshot
 from cadence.lr_finder.suggestions import METHODS, suggest
 from cadence.precision import Precision
+from cadence.train.step import prepare_batch
 
 __all__ = ["choose_weight_decay", "find_lr", "planned_lrs"]
 
@@ -133,9 +134,30 @@ def _sweep(
     amp,
     device,
     bar,
+    step_options,
 ) -> tuple[list[float], list[float], list[float], str]:
-    """Run one sweep; returns (lrs tried, raw losses, smoothed losses, stop reason)."""
+    """Run one sweep; returns (lrs tried, raw losses, smoothed losses, stop reason).
+
+    ``step_options`` shape each update as the Trainer's do: ``grad_clip``, ``label_smoothing`` with
+    ``num_classes``, and ``batch_callbacks`` whose ``on_batch_start`` replaces the batch (mixup).
+    """
     distributed, world_size = _distributed()
+    grad_clip = step_options.get("grad_clip")
+    smoothing_targets = float(step_options.get("label_smoothing") or 0.0)
+    num_classes = step_options.get("num_classes")
+    batch_callbacks = list(step_options.get("batch_callbacks") or ())
+    hook_state = None
+    if batch_callbacks:
+        from cadence.train.state import TrainState
+
+        hook_state = TrainState(
+            model=model,
+            optimizer=optimizer,
+            total_steps=len(lrs),
+            steps_per_epoch=len(lrs),
+            seed=int(step_options.get("seed", 0)),
+            num_classes=num_classes,
+        )
     no_sync = getattr(model, "no_sync", None)
     tried: list[float] = []
     losses: list[float] = []
@@ -148,8 +170,15 @@ def _sweep(
         optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), dtype=torch.float64, device=device)
         for micro in range(accumulation_steps):
-            batch = next(stream)
-            inputs, targets = to_device(batch[0], device), to_device(batch[1], device)
+            inputs, targets = prepare_batch(
+                next(stream), device, label_smoothing=smoothing_targets, num_classes=num_classes
+            )
+            if hook_state is not None:
+                hook_state.step, hook_state.batch_index = step, step * accumulation_steps + micro
+                hook_state.batch = (inputs, targets)
+                for callback in batch_callbacks:
+                    callback.on_batch_start(hook_state)
+                inputs, targets = hook_state.batch
             # DDP: only the last micro-batch of an update all-reduces gradients.
             final = micro == accumulation_steps - 1
             with nullcontext() if final or no_sync is None else no_sync():
@@ -157,7 +186,7 @@ def _sweep(
                     loss = loss_fn(model(inputs), targets)
                 amp.backward(loss / accumulation_steps)
             total += loss.detach().double()
-        amp.step(optimizer)
+        amp.step(optimizer, None, grad_clip)
         if val_data is not None:
             value = _validation_loss(model, loss_fn, val_data, amp, device, distributed)
         else:
@@ -249,6 +278,10 @@ def find_lr(
     seed: int = 0,
     progress: bool = True,
     device: torch.device | str | None = None,
+    grad_clip: float | None = None,
+    label_smoothing: float = 0.0,
+    num_classes: int | None = None,
+    batch_callbacks: Sequence[Any] = (),
 ) -> LRFinderResult:
     """Run Smith's LR range test and suggest a learning rate; leave model, optimizer and RNG untouched.
 
@@ -274,6 +307,10 @@ def find_lr(
     chooses, among the weight decays whose lowest smoothed loss is within ``weight_decay_tolerance``
     (relative) of the best one, the one whose suggested LR is largest — Smith's "largest LR at the lowest
     loss". ``precision`` is ``None``/"fp32", "bf16" or "fp16" (autocast; fp16 adds a loss scaler).
+
+    Each update is the Trainer's: ``grad_clip`` clips the global gradient norm (after unscaling),
+    ``label_smoothing`` (with ``num_classes``) smooths integer targets, and ``batch_callbacks`` (e.g.
+    :class:`cadence.callbacks.Mixup`) replace each micro-batch in their ``on_batch_start``.
 
     Example::
 
@@ -330,6 +367,13 @@ def find_lr(
                     amp=Precision(precision or "fp32", device),
                     device=device,
                     bar=bar,
+                    step_options={
+                        "grad_clip": grad_clip,
+                        "label_smoothing": label_smoothing,
+                        "num_classes": num_classes,
+                        "batch_callbacks": batch_callbacks,
+                        "seed": seed + repeat,
+                    },
                 )
                 curves.append(
                     LRCurve(tried, losses, smoothed, reason, suggest(tried, smoothed), repeat, decay)
@@ -370,6 +414,9 @@ def find_lr(
         "weight_decay_tolerance": weight_decay_tolerance,
         "seed": seed,
         "val_data": val_data is not None,
+        "grad_clip": grad_clip,
+        "label_smoothing": label_smoothing,
+        "batch_callbacks": [type(callback).__name__ for callback in batch_callbacks],
     }
     return LRFinderResult(
         lrs=main.lrs,

@@ -25,6 +25,7 @@ __all__ = [
     "comparison_plots",
     "plot_curves",
     "plot_lr_finder",
+    "plot_lr_race",
     "plot_schedules",
 ]
 
@@ -274,4 +275,43 @@ def comparison_plots(runs: Sequence[RunRecord], metric: str | None = "val_accura
         plots[f"{metric}_vs_step.png"] = plot_curves(selected, source="eval", key=metric, axis="step")
         plots[f"{metric}_vs_time.png"] = plot_curves(selected, source="eval", key=metric, axis="time")
     plots["lr_finder.png"] = plot_lr_finder(selected)
+    plots["lr_race.png"] = plot_lr_race(selected)
     return {name: data for name, data in plots.items() if data is not None}
+
+
+def plot_lr_race(runs: Sequence[RunRecord]) -> bytes | None:
+    """The LR race of each configuration that chose ``max_lr="auto"`` by racing: validation loss against
+    max_lr, one line per round (the first seed's race; the chosen value dashed)."""
+    races: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        selection = run.lr_selection or {}
+        if selection.get("entries") and run.name not in races:
+            races[run.name] = selection
+    if not races:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(races), figsize=(4.2 * len(races), 3.6), squeeze=False)
+    for ax, (name, selection) in zip(axes[0], races.items()):
+        entries = selection["entries"]
+        for index, round_index in enumerate(sorted({entry["round"] for entry in entries})):
+            members = sorted((e for e in entries if e["round"] == round_index), key=lambda e: e["lr"])
+            shown = [e for e in members if e.get("score") is not None]
+            ax.plot(
+                [e["lr"] for e in shown],
+                [e["score"] for e in shown],
+                marker="o",
+                color=_COLORS[index % len(_COLORS)],
+                label=f"round {round_index + 1} ({members[0]['steps']} steps)",
+            )
+            for entry in members:
+                if entry.get("score") is None:  # diverged: marked where it would be, kept off the scale
+                    ax.axvline(entry["lr"], color="#d62728", linestyle=":", linewidth=0.8)
+        ax.axvline(float(selection["value"]), color="black", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("max_lr")
+        ax.set_ylabel("validation loss (held-out training split)")
+        ax.set_title(f"{name}: max_lr = {float(selection['value']):.3g}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    return _png(figure)

@@ -21,8 +21,9 @@ from cadence.tracking.stats import higher_is_better
 __all__ = ["USABLE_STATUSES", "RunRecord", "find_run_dirs", "load_run"]
 
 #: Runs with one of these statuses enter the statistics; every other status is listed but left out.
-#: "stopped" is a run a callback ended on purpose (early stopping): its metrics are real.
-USABLE_STATUSES: tuple[str, ...] = ("completed", "stopped")
+#: "stopped" is a run a callback ended on purpose (early stopping): its metrics are real. "stalled" ran to the
+#: end without learning: its (chance) metrics are real too, and leaving them out would hide the failure.
+USABLE_STATUSES: tuple[str, ...] = ("completed", "stopped", "stalled")
 
 _SEED_DIR = re.compile(r"^seed[-_]?(\d+)$")
 
@@ -41,6 +42,8 @@ class RunRecord:
     train: list[dict[str, Any]] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
     lr_finder: dict[str, Any] | None = None
+    #: ``lr_selection.json``: how an "auto" max_lr was chosen (the sweep, every race candidate, the cost).
+    lr_selection: dict[str, Any] | None = None
 
     @property
     def usable(self) -> bool:
@@ -175,8 +178,21 @@ def load_run(path: str | Path, name: str | None = None) -> RunRecord:
         summary=summary,
         train=train,
         evals=evals,
-        lr_finder=_read_json(path / "lr_finder.json"),
+        lr_finder=_finder_record(path),
+        lr_selection=_read_json(path / "lr_selection.json"),
     )
+
+
+def _finder_record(path: Path) -> dict[str, Any] | None:
+    """The LR range test of a run: ``lr_finder.json``, or the sweep inside ``lr_selection.json`` with the
+    value the run used."""
+    record = _read_json(path / "lr_finder.json")
+    if record is not None:
+        return record
+    selection = _read_json(path / "lr_selection.json")
+    if selection is None or not isinstance(selection.get("sweep"), dict):
+        return None
+    return {**selection["sweep"], "value": selection.get("value")}
 
 
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:

@@ -165,7 +165,11 @@ def render_html(
         parts += [f"<li>{html.escape(entry['statement'])}</li>" for entry in comparison["significance"]]
         parts.append("</ul>")
     run_header, run_rows = _run_rows(comparison)
-    failed = {index for index, row in enumerate(run_rows) if not row[2].startswith(("completed", "stopped"))}
+    failed = {
+        index
+        for index, row in enumerate(run_rows)
+        if not row[2].startswith(("completed", "stopped", "stalled"))
+    }
     parts += ["<h2>Runs</h2>", _html_table(run_header, run_rows, failed)]
     schedules = _schedule_lines(comparison)
     if schedules:

@@ -40,7 +40,7 @@ __all__ = [
     "write_json",
 ]
 
-STATUSES = ("running", "completed", "stopped", "diverged", "failed")
+STATUSES = ("running", "completed", "stopped", "stalled", "diverged", "failed")
 
 
 def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:

@@ -28,15 +28,17 @@ def table_rows(comparison: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the main table (one row per group)."""
     metric = comparison.get("primary_metric")
     target = comparison.get("target")
+    labels = comparison.get("labels") or {}  # e.g. {"val_accuracy": "test accuracy"}: what the split is
+    shown = labels.get(metric, metric)
     header = ["config", "runs"]
     if metric:
-        header += [f"final {metric}", f"best {metric}", f"min–max final {metric}"]
+        header += [f"final {shown}", f"best {shown}", f"min–max final {shown}"]
     other_metrics = []
     for group in comparison["groups"]:
         for key in group["final"]:
             if key != metric and key.startswith("val_") and key not in other_metrics:
                 other_metrics.append(key)
-    header += [f"final {key}" for key in other_metrics]
+    header += [f"final {labels.get(key, key)}" for key in other_metrics]
     extra_keys: list[str] = []
     for group in comparison["groups"]:
         for key in group.get("extra", {}):
@@ -44,7 +46,10 @@ def table_rows(comparison: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 extra_keys.append(key)
     header += extra_keys
     if target:
-        header += [f"steps to {target['metric']}≥{target['value']:g}", "seconds to target"]
+        header += [
+            f"steps to {labels.get(target['metric'], target['metric'])}≥{target['value']:g}",
+            "seconds to target",
+        ]
     header += ["steps", "wall time (s)", "total cost (s)"]
     rows = []
     for group in comparison["groups"]:

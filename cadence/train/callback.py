@@ -30,6 +30,10 @@ class Callback:
     :meth:`load_state_dict`. Anything derivable from ``state.step`` should be derived, not stored.
     """
 
+    #: True for callbacks that change what a training step computes (mixup, FreezeOut, gradual unfreezing):
+    #: the LR race trains its candidates with copies of them, and leaves the others (snapshots, SWA, ...) out.
+    shapes_training: bool = False
+
     def on_fit_start(self, state: TrainState) -> None:
         """Once, before the first step (also after a resume, with counters already restored)."""
 

@@ -126,6 +126,6 @@ def fit_summary(state: TrainState, status: str, best: Mapping[str, float]) -> di
         "skipped_steps": state.skipped_steps,
         "extra": {},
     }
-    if status == "stopped" and state.stop_reason:
+    if status in ("stopped", "stalled") and state.stop_reason:
         summary["extra"]["stop_reason"] = state.stop_reason
     return summary

@@ -35,6 +35,8 @@ __all__ = [
 
 #: Counters copied one to one between :class:`TrainState` and the payload's ``"trainer"`` entry.
 _COUNTERS = ("step", "epoch", "batch_index", "skipped_steps", "wall_time", "last_loss")
+#: Added later: a checkpoint without them resumes with the defaults (stall detection restarts).
+_OPTIONAL_COUNTERS = ("loss_start", "loss_average", "lr_peak")
 
 
 def find_checkpoint(resume: str | Path | None, run_dir: Path | None) -> dict[str, Any] | None:
@@ -71,7 +73,7 @@ def checkpoint_payload(
             {"class": type(callback).__name__, "state": callback.state_dict()} for callback in callbacks
         ],
         "trainer": {
-            **{field: getattr(state, field) for field in _COUNTERS},
+            **{field: getattr(state, field) for field in (*_COUNTERS, *_OPTIONAL_COUNTERS)},
             "metrics": dict(state.metrics),
             "best": dict(best),
             "total_steps": state.total_steps,
@@ -133,6 +135,8 @@ def restore_checkpoint(
         callback.load_state_dict(entry["state"])
     for field in _COUNTERS:
         setattr(state, field, trainer[field])
+    for field in _OPTIONAL_COUNTERS:
+        setattr(state, field, float(trainer.get(field, float("nan"))))
     state.metrics = dict(trainer.get("metrics", {}))
     return dict(trainer.get("best", {}))
 

@@ -18,7 +18,6 @@ from cadence.hyperparams import ScheduleOrValue, set_hyperparams
 from cadence.precision import Precision
 from cadence.train import checkpoint as checkpoints
 from cadence.train import records
-from cadence.train.batches import move_to_device, split_batch
 from cadence.train.callback import Callback, hook_table
 from cadence.train.evaluation import accuracy, evaluate_model
 from cadence.train.options import check_options
@@ -32,8 +31,10 @@ from cadence.train.resume import (
     write_checkpoint,
 )
 from cadence.train.setup import count_train_batches, prepare_model, progress_callbacks, shard_train_data
+from cadence.train.stall import stall_message, update_trend
 from cadence.train.state import TrainState
-from cadence.train.targets import data_num_classes, infer_num_classes, output_classes, smoothed_one_hot
+from cadence.train.step import prepare_batch
+from cadence.train.targets import data_num_classes, infer_num_classes, output_classes
 
 __all__ = ["Trainer", "accuracy"]
 
@@ -128,6 +129,7 @@ class Trainer:
         name: str | None = None,
         csv: bool = False,
         tensorboard: bool = False,
+        lr_selection: Mapping[str, Any] | None = None,
     ) -> None:
         callbacks = list(callbacks)
         check_options(
@@ -178,9 +180,13 @@ class Trainer:
         self.name = name
         self.precision = Precision(precision, self.device)
         self.state: TrainState | None = None
+        self.lr_selection = dict(lr_selection or {})
         self._log_csv = csv
         self._tensorboard = tensorboard
         self._prepared = False
+        self._sharded = False
+        #: How the last ``fit`` ended: "completed", "stopped", "stalled" or "diverged" (None before).
+        self.status: str | None = None
 
     # ------------------------------------------------------------------ the loop
 
@@ -205,11 +211,27 @@ class Trainer:
             else:
                 if state.should_stop and state.step < state.total_steps:
                     status = "stopped"
+                else:
+                    error = stall_message(
+                        steps=state.step,
+                        loss_start=state.loss_start,
+                        loss_average=state.loss_average,
+                        metrics=state.metrics,
+                        num_classes=self.num_classes,
+                        lr_peak=state.lr_peak if math.isfinite(state.lr_peak) else None,
+                        precision=self.precision.mode,
+                    )
+                    if error is not None:
+                        status = "stalled"
+                        state.stop_reason = error
+                        if state.is_main_process and self.progress not in (False, "off"):
+                            print(f"cadence: {error}", flush=True)
                 if self._checkpointing and self._last_checkpoint_step != state.step:
                     self._save_checkpoint(state)
         except BaseException as exception:
             self._finish(state, "failed", f"{type(exception).__name__}: {exception}", call_end=False)
             raise
+        self.status = status
         self._finish(state, status, str(self._divergence) if self._divergence else error, call_end=True)
         if self._divergence is not None and self.on_divergence == "raise":
             raise self._divergence
@@ -267,6 +289,11 @@ class Trainer:
         parameters = self.model.parameters() if self.grad_clip is not None else None
         applied = self.precision.step(self.optimizer, parameters, self.grad_clip)
         self.optimizer.zero_grad(set_to_none=True)
+        state.loss_start, state.loss_average = update_trend(
+            state.loss_start, state.loss_average, state.step, loss_value, state.total_steps
+        )
+        lr = self._lr(state)
+        state.lr_peak = lr if not math.isfinite(state.lr_peak) else max(state.lr_peak, lr)
         state.step += 1
         state.last_loss = loss_value
         epoch = self._epoch_position(state)
@@ -339,10 +366,7 @@ class Trainer:
         self._distributed = distributed.is_distributed()
         rank, world_size = distributed.get_rank(), distributed.get_world_size()
         self._prepare_model()
-        self.train_data = shard_train_data(self.train_data, self.seed)
-        self._batches_per_epoch = count_train_batches(self.train_data)
-        steps_per_epoch = math.ceil(self._batches_per_epoch / self.accumulation_steps)
-        total_steps = self.total_steps if self.total_steps is not None else self.epochs * steps_per_epoch
+        steps_per_epoch, total_steps = self._plan_steps()
         state = TrainState(
             model=self.model,
             optimizer=self.optimizer,
@@ -389,6 +413,16 @@ class Trainer:
         self._time_origin = time.perf_counter() - state.wall_time
         return state
 
+    def _plan_steps(self) -> tuple[int, int]:
+        """Shard the training data (once) and return ``(steps_per_epoch, total_steps)``."""
+        if not self._sharded:
+            self.train_data = shard_train_data(self.train_data, self.seed)
+            self._sharded = True
+        self._batches_per_epoch = count_train_batches(self.train_data)
+        steps_per_epoch = math.ceil(self._batches_per_epoch / self.accumulation_steps)
+        total_steps = self.total_steps if self.total_steps is not None else self.epochs * steps_per_epoch
+        return steps_per_epoch, total_steps
+
     def _prepare_model(self) -> None:
         if self._prepared:
             return
@@ -421,12 +455,13 @@ class Trainer:
             method(state)
 
     def _prepare_batch(self, batch: Any) -> tuple[Any, Any]:
-        inputs, targets = split_batch(batch)
-        inputs = move_to_device(inputs, self.device, self.channels_last)
-        targets = move_to_device(targets, self.device)
-        if self.label_smoothing and isinstance(targets, torch.Tensor) and not targets.is_floating_point():
-            targets = smoothed_one_hot(targets, int(self.num_classes), self.label_smoothing)
-        return inputs, targets
+        return prepare_batch(
+            batch,
+            self.device,
+            channels_last=self.channels_last,
+            label_smoothing=self.label_smoothing,
+            num_classes=self.num_classes,
+        )
 
     def _epoch_position(self, state: TrainState) -> float:
         return state.epoch + state.batch_index / self._batches_per_epoch
@@ -449,24 +484,63 @@ class Trainer:
 
     # ------------------------------------------------------------------ schedules and checkpoints
 
-    def _resolve_auto_schedules(self) -> None:
+    @property
+    def diverged(self) -> bool:
+        """True when the last ``fit`` stopped at a non-finite loss."""
+        return getattr(self, "_divergence", None) is not None
+
+    def step_options(self) -> dict[str, Any]:
+        """The arguments that shape one training step, for loops that must train exactly like this one
+        (the LR race trains its candidates with them)."""
+        return {
+            "precision": self.precision_mode,
+            "grad_clip": self.grad_clip,
+            "accumulation_steps": self.accumulation_steps,
+            "label_smoothing": self.label_smoothing,
+            "num_classes": self.num_classes,
+            "device": self.device,
+            "channels_last": self.channels_last,
+            "metrics": self.metrics,
+        }
+
+    def select_lr(self, record_dir: str | Path | None = None) -> Any:
+        """Choose every ``"auto"`` learning rate exactly as :meth:`fit` would, without training the run.
+
+        Returns the :class:`~cadence.lr_finder.LRSelection` (``None`` when no schedule is ``"auto"`` or a
+        record in ``record_dir`` was reused) and leaves the schedules resolved. ``cadence find-lr`` calls
+        this, so it reports the value a run of the same config uses.
+        """
         if not any(getattr(schedule, "needs_lr_finder", False) for schedule in self.schedules.values()):
-            return
+            return None
         from cadence.lr_finder import resolve_auto_schedules  # only runs that ask for an "auto" LR need it
 
-        self.schedules = dict(
-            resolve_auto_schedules(
-                self.schedules,
-                model=self.model,
-                optimizer=self.optimizer,
-                loss_fn=self.loss_fn,
-                train_data=self.train_data,
-                run_dir=self.run_dir,
-                precision=self.precision.mode,
-                accumulation_steps=self.accumulation_steps,
-            )
+        self._prepare_model()
+        _, total_steps = self._plan_steps()
+        if self.label_smoothing and self.num_classes is None:
+            self.num_classes = infer_num_classes(self.model, self.train_data, self.device, self.channels_last)
+        show = self.progress not in (False, "off") and distributed.get_rank() == 0
+        schedules, selection = resolve_auto_schedules(
+            self.schedules,
+            model=self.model,
+            optimizer=self.optimizer,
+            loss_fn=self.loss_fn,
+            train_data=self.train_data,
+            total_steps=total_steps,
+            run_dir=record_dir,
+            selection_options=self.lr_selection,
+            trainer_options=self.step_options(),
+            callbacks=[
+                callback for callback in self.callbacks if getattr(callback, "shapes_training", False)
+            ],
+            seed=self.seed,
+            log=(lambda message: print(message, flush=True)) if show else None,
         )
+        self.schedules = schedules
         self._auto_resolved = True
+        return selection
+
+    def _resolve_auto_schedules(self) -> None:
+        self.select_lr(self.run_dir)
 
     @property
     def _checkpointing(self) -> bool:

@@ -243,3 +243,45 @@ def test_weight_decay_sweep_needs_an_optimizer_with_weight_decay(model, batches)
             weight_decays=[0.1],
             progress=False,
         )
+
+
+def test_the_sweep_trains_with_the_trainers_step(model, optimizer, batches, monkeypatch):
+    """Label smoothing, gradient clipping and batch callbacks shape each sweep update as in the Trainer."""
+    import functools
+
+    from cadence.callbacks import Mixup
+    from cadence.lr_finder import find_lr as sweep
+
+    options = {"num_steps": 8, "end_lr": 1.0, "progress": False, "smoothing": 0.0}
+    smoothed = sweep(
+        model, optimizer, nn.functional.cross_entropy, batches, label_smoothing=0.2, num_classes=3, **options
+    )
+    reference = sweep(
+        model,
+        optimizer,
+        functools.partial(nn.functional.cross_entropy, label_smoothing=0.2),
+        batches,
+        **options,
+    )
+    assert smoothed.losses == pytest.approx(reference.losses, rel=1e-5)  # soft targets == torch's smoothing
+
+    norms = []
+    clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(
+        torch.nn.utils, "clip_grad_norm_", lambda p, n, *a, **k: norms.append(n) or clip(p, n)
+    )
+    sweep(model, optimizer, nn.functional.cross_entropy, batches, grad_clip=0.5, **options)
+    assert norms == [0.5] * 8
+
+    mixed = sweep(
+        model,
+        optimizer,
+        nn.functional.cross_entropy,
+        batches,
+        num_classes=3,
+        batch_callbacks=[Mixup(alpha=0.4)],
+        **options,
+    )
+    plain = sweep(model, optimizer, nn.functional.cross_entropy, batches, **options)
+    assert mixed.losses[0] != pytest.approx(plain.losses[0])
+    assert mixed.options["batch_callbacks"] == ["Mixup"]

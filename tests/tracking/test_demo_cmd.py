@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cadence.cli.demo_cmd import POLICIES, build_schedules
+from cadence.cli.demo_cmd import FAST_POLICIES, POLICIES, build_schedules, policy_steps
 from cadence.cli.main import main
 
 
@@ -15,7 +15,7 @@ from cadence.cli.main import main
     ("argv", "message"),
     [
         (["--seeds", "0"], "--seeds must be at least 1"),
-        (["--steps", "3"], "--steps must be at least 8"),
+        (["--steps", "3"], "--steps must be at least 32"),
         (["--jobs", "-1"], "--jobs must be 0"),
     ],
 )
@@ -35,21 +35,47 @@ def test_policies_share_the_found_lr() -> None:
     assert triangular2(3 * steps // 6) == pytest.approx(found / 4 + (found - found / 4) / 2)  # halved
     restarts = build_schedules("cosine_restarts", steps, found)["lr"]
     assert restarts.cycle_ends(steps) == [299, 599, 899, 1199]
-    assert build_schedules("constant", steps, found)["lr"](500) == pytest.approx(1e-2)
+    assert build_schedules("reference", steps, found)["lr"](500) == pytest.approx(1e-2)
+
+
+def test_the_fast_policies_get_a_quarter_of_the_reference_steps() -> None:
+    assert policy_steps("reference", 2000) == 2000
+    assert [policy_steps(policy, 2000) for policy in FAST_POLICIES] == [500, 500, 500]
 
 
 @pytest.mark.slow
 def test_tiny_demo_writes_the_report(tmp_path: Path, capsys) -> None:
     out = tmp_path / "demo"
-    argv = ["demo", "--quick", "--seeds", "1", "--steps", "8", "--jobs", "0", "--no-plots", "--out", str(out)]
+    argv = [
+        "demo",
+        "--quick",
+        "--seeds",
+        "1",
+        "--steps",
+        "40",
+        "--jobs",
+        "0",
+        "--no-plots",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "LR finder suggests" in printed
+    assert "max_lr = " in printed and "finalists of 5 candidates" in printed
+    assert "final test accuracy" in printed  # named for the split it is measured on
     assert "report: " in printed
     results = json.loads((out / "results.json").read_text())
     assert [group["name"] for group in results["groups"]] == list(POLICIES)
     assert all(group["runs_usable"] == 1 for group in results["groups"])
+    assert results["demo"]["steps"] == {
+        "reference": 40,
+        "one_cycle": 10,
+        "triangular2": 10,
+        "cosine_restarts": 10,
+    }
     restarts = results["groups"][-1]
     assert 0.0 <= restarts["extra"]["ensemble_accuracy"]["mean"] <= 1.0
-    assert (out / "runs" / "one_cycle" / "seed-0" / "lr_finder.json").exists()
+    selection = json.loads((out / "runs" / "one_cycle" / "seed-0" / "lr_selection.json").read_text())
+    assert selection["value"] == results["demo"]["found_lr"]
+    assert not (out / "runs" / "reference" / "seed-0" / "lr_selection.json").exists()
     assert "http" not in (out / "report.html").read_text()

@@ -351,9 +351,10 @@ def test_auto_learning_rate_is_resolved_before_on_fit_start_and_kept_on_resume(t
 
     def fake_resolve(schedules, **pieces):
         calls.append(pieces)
-        return {
+        resolved = {
             key: value.with_lr(0.05) if value.needs_lr_finder else value for key, value in schedules.items()
         }
+        return resolved, None
 
     monkeypatch.setattr(cadence.lr_finder, "resolve_auto_schedules", fake_resolve)
     seen = []
@@ -377,9 +378,10 @@ def test_auto_learning_rate_is_resolved_before_on_fit_start_and_kept_on_resume(t
     trainer = build()
     trainer.fit()
     assert seen[0] == 1
-    assert calls[0]["accumulation_steps"] == 2
-    assert calls[0]["precision"] == "fp32"
+    assert calls[0]["trainer_options"]["accumulation_steps"] == 2
+    assert calls[0]["trainer_options"]["precision"] == "fp32"
     assert calls[0]["run_dir"] == tmp_path
+    assert calls[0]["total_steps"] == trainer.state.total_steps  # the run's steps, which the race compresses
     assert trainer.schedules["lr"] == one_cycle(max_lr=0.05, total_steps=8)
     assert seen[1:] == [trainer.schedules["lr"](step) for step in (0, 0, 1, 1, 2, 2, 3, 3)]
     assert "max_lr=0.05" in json.loads((tmp_path / "meta.json").read_text())["schedules"]["lr"]

@@ -1,0 +1,597 @@
+"""Choosing ``max_lr`` by training: the LR range test brackets the usable range, a short race decides.
+
+A sweep alone reads one point off a loss curve, and no fixed point of that curve is the best peak LR of a
+schedule on every task (``docs/lr_finder.md``). The race asks the question that matters instead: which of a
+few learning rates trains best *with the run's own schedule*?
+
+1. **Sweep** (:func:`cadence.lr_finder.find_lr`) on the training part of the data. The LR at the lowest
+   smoothed loss, ``lr_min``, is where the loss stops falling: the top of the usable range.
+2. **Candidates**: ``lr_min · 2^-k`` for ``k = 0 .. candidates - 1``, a ladder one octave apart below it.
+3. **Successive halving**: each round trains every remaining candidate from the same initial weights with
+   the run's schedules *compressed* to the round's step budget (:func:`cadence.schedules.compress`), using the
+   run's training step (the Trainer: precision, clipping, accumulation, label smoothing, mixup), and scores it
+   by the loss on a validation split carved from the training data (never the test set); the better half goes
+   on to a round with twice the steps. Each round costs the same, so the whole race costs ``budget`` times one
+   training run.
+4. The last round has three finalists; when the best lies between the other two, ``max_lr`` is the vertex
+   of the parabola through their validation losses (in ``log2 lr``, at most half an octave from the best),
+   else the best itself. Every candidate's result is recorded (``lr_selection.json``).
+
+``method="sweep"`` skips the race and returns the sweep's suggestion (cheapest, least reliable).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import random
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cadence.errors import ConfigError, MissingDependencyError, require
+from cadence.lr_finder.holdout import holdout_split
+from cadence.lr_finder.result import LRFinderResult
+from cadence.lr_finder.sweep import find_lr
+
+__all__ = [
+    "DEFAULT_BUDGET",
+    "DEFAULT_CANDIDATES",
+    "SELECTION_METHODS",
+    "LRSelection",
+    "RaceEntry",
+    "candidate_ladder",
+    "race_plan",
+    "select_lr",
+]
+
+SELECTION_METHODS = ("race", "sweep")
+#: Total cost of the race as a multiple of one training run's optimizer steps (see docs/lr_finder.md).
+DEFAULT_BUDGET = 1.0
+DEFAULT_CANDIDATES = 5
+DEFAULT_VAL_FRACTION = 0.1
+#: The sweep used to bracket the range: wide enough for SGD and Adam alike.
+SWEEP_DEFAULTS: dict[str, Any] = {"start_lr": 1e-6, "end_lr": 10.0, "num_steps": 100}
+#: No race round trains a candidate for fewer steps than this.
+MIN_ROUND_STEPS = 10
+
+
+@dataclasses.dataclass
+class RaceEntry:
+    """One candidate trained in one round: its LR, steps, validation loss and metrics, and how it ended."""
+
+    lr: float
+    round: int
+    steps: int
+    score: float
+    metrics: dict[str, float]
+    status: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lr": self.lr,
+            "round": self.round,
+            "steps": self.steps,
+            "score": self.score if math.isfinite(self.score) else None,
+            "metrics": {k: (v if math.isfinite(v) else None) for k, v in self.metrics.items()},
+            "status": self.status,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RaceEntry:
+        score = data.get("score")
+        return cls(
+            lr=float(data["lr"]),
+            round=int(data["round"]),
+            steps=int(data["steps"]),
+            score=math.inf if score is None else float(score),
+            metrics={k: (math.nan if v is None else float(v)) for k, v in data.get("metrics", {}).items()},
+            status=str(data.get("status", "completed")),
+        )
+
+
+@dataclasses.dataclass
+class LRSelection:
+    """The chosen ``value`` and how it was found: the sweep, the candidates, every race entry, the cost."""
+
+    value: float
+    method: str
+    reason: str
+    sweep: LRFinderResult
+    candidates: list[float]
+    entries: list[RaceEntry]
+    run_steps: int
+    sweep_steps: int
+    race_steps: int
+    options: dict[str, Any]
+
+    @property
+    def cost_fraction(self) -> float:
+        """Optimizer steps spent choosing, as a fraction of one training run's steps."""
+        return (self.sweep_steps + self.race_steps) / max(1, self.run_steps)
+
+    def summary(self) -> str:
+        """A plain-text account: the bracket, each round's table, the choice and its cost."""
+        lines = [f"max_lr = {self.value:.4g} ({self.method}): {self.reason}"]
+        rounds = sorted({entry.round for entry in self.entries})
+        for index in rounds:
+            members = [entry for entry in self.entries if entry.round == index]
+            lines.append(f"round {index + 1}: {len(members)} candidates x {members[0].steps} steps")
+            for entry in sorted(members, key=lambda entry: entry.lr):
+                accuracy = entry.metrics.get("val_accuracy")
+                shown = (
+                    f"  val acc {100 * accuracy:5.1f}%"
+                    if accuracy is not None and math.isfinite(accuracy)
+                    else ""
+                )
+                marker = "  <- chosen" if index == rounds[-1] and entry.lr == self.value else ""
+                lines.append(
+                    f"  lr {entry.lr:10.4g}  val loss {entry.score:8.4f}{shown}  {entry.status}{marker}"
+                )
+        lines.append(
+            f"cost: {self.sweep_steps} sweep + {self.race_steps} race steps = {self.cost_fraction:.2f} x one "
+            f"run of {self.run_steps} steps"
+        )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "method": self.method,
+            "reason": self.reason,
+            "candidates": list(self.candidates),
+            "entries": [entry.to_dict() for entry in self.entries],
+            "cost": {
+                "run_steps": self.run_steps,
+                "sweep_steps": self.sweep_steps,
+                "race_steps": self.race_steps,
+                "fraction_of_run": self.cost_fraction,
+            },
+            "options": dict(self.options),
+            "sweep": self.sweep.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LRSelection:
+        cost = data.get("cost", {})
+        return cls(
+            value=float(data["value"]),
+            method=str(data["method"]),
+            reason=str(data.get("reason", "")),
+            sweep=LRFinderResult.from_dict(data["sweep"]),
+            candidates=[float(v) for v in data.get("candidates", [])],
+            entries=[RaceEntry.from_dict(entry) for entry in data.get("entries", [])],
+            run_steps=int(cost.get("run_steps", 0)),
+            sweep_steps=int(cost.get("sweep_steps", 0)),
+            race_steps=int(cost.get("race_steps", 0)),
+            options=dict(data.get("options", {})),
+        )
+
+    def save_json(self, path: str | Path, **extra: Any) -> Path:
+        """Write :meth:`to_dict` (plus ``extra`` keys) to ``path`` atomically; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps({**self.to_dict(), **extra}, indent=2, allow_nan=False) + "\n")
+        temporary.replace(path)
+        return path
+
+    @classmethod
+    def load_json(cls, path: str | Path) -> LRSelection:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def plot(self, path: str | Path, title: str | None = None) -> Path:
+        """Two panels: the sweep with the candidates marked, and each round's validation loss against LR."""
+        pyplot = require("matplotlib.pyplot", "plot", "plotting an LR selection")
+        figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4))
+        curve = self.sweep
+        left.plot(curve.lrs, curve.losses, color="0.75", linewidth=1, label="loss")
+        left.plot(curve.lrs, curve.smoothed_losses, color="C0", label="smoothed loss")
+        for candidate in self.candidates:
+            left.axvline(candidate, color="C1", alpha=0.35, linewidth=1)
+        left.axvline(self.value, color="C3", linewidth=2, label=f"chosen {self.value:.3g}")
+        left.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="LR range test")
+        finite = [v for v in curve.smoothed_losses if math.isfinite(v)]
+        if finite:  # the divergence at the end of a sweep would flatten the part that matters
+            left.set_ylim(min(finite) * 0.9, min(max(finite), 1.5 * finite[0]) * 1.05)
+        left.legend(fontsize=8)
+        for index in sorted({entry.round for entry in self.entries}):
+            members = sorted((e for e in self.entries if e.round == index), key=lambda e: e.lr)
+            shown = [e for e in members if math.isfinite(e.score)]
+            right.plot(
+                [e.lr for e in shown],
+                [e.score for e in shown],
+                marker="o",
+                label=f"round {index + 1} ({members[0].steps} steps)",
+            )
+            for entry in members:
+                if not math.isfinite(entry.score):
+                    right.axvline(entry.lr, color="C3", linestyle=":", alpha=0.6)
+        right.axvline(self.value, color="C3", linewidth=2)
+        right.set(xscale="log", xlabel="max_lr", ylabel="validation loss", title="LR race (held-out split)")
+        if self.candidates:
+            right.set_xticks(self.candidates, [f"{lr:.3g}" for lr in self.candidates], minor=False)
+            right.set_xticks([], minor=True)
+        if self.entries:
+            right.legend(fontsize=8)
+        figure.suptitle(
+            title or f"max_lr = {self.value:.3g} ({self.method}, cost {self.cost_fraction:.2f} runs)"
+        )
+        figure.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=110)
+        pyplot.close(figure)
+        return path
+
+
+def candidate_ladder(lr_top: float, count: int) -> list[float]:
+    """``count`` learning rates one octave apart, from ``lr_top`` down: ``lr_top · 2^-k``.
+
+    >>> candidate_ladder(0.8, 4)
+    [0.1, 0.2, 0.4, 0.8]
+    """
+    if not (math.isfinite(lr_top) and lr_top > 0):
+        raise ConfigError(f"the top of the LR bracket must be a number > 0, got {lr_top=}")
+    return sorted(lr_top * 2.0**-k for k in range(count))
+
+
+def race_plan(candidates: int, budget_steps: int, finalists: int = 3) -> list[tuple[int, int]]:
+    """Successive halving: ``[(candidates in round, steps per candidate), ...]`` within ``budget_steps``.
+
+    Each round keeps the better half (rounded up, at least ``finalists``) until ``finalists`` are left; every
+    round gets the same share of the budget, so the steps per candidate grow as the field shrinks.
+
+    >>> race_plan(5, 1500)
+    [(5, 150), (3, 250)]
+    >>> race_plan(8, 1200)
+    [(8, 50), (4, 100), (3, 133)]
+    """
+    sizes = [candidates]
+    while sizes[-1] > finalists:
+        sizes.append(max(finalists, math.ceil(sizes[-1] / 2)))
+    share = budget_steps / len(sizes)
+    return [(size, max(MIN_ROUND_STEPS, int(share // size))) for size in sizes]
+
+
+def refine(entries: list[RaceEntry]) -> tuple[float, str]:
+    """The LR of the final round: the best entry, moved to the vertex of the parabola (in ``log2 lr``)
+    through it and its two neighbours when it lies between them, at most half an octave each way.
+
+    >>> scores = ((0.1, 1.0), (0.2, 0.5), (0.4, 0.6))
+    >>> points = [RaceEntry(lr, 1, 100, score, {}, "completed") for lr, score in scores]
+    >>> round(refine(points)[0], 4)
+    0.252
+    """
+    ranked = sorted(entries, key=lambda entry: entry.lr)
+    best = min(range(len(ranked)), key=lambda index: (ranked[index].score, ranked[index].lr))
+    chosen = ranked[best]
+    if not 0 < best < len(ranked) - 1 or not all(math.isfinite(e.score) for e in ranked[best - 1 : best + 2]):
+        return chosen.lr, f"lowest validation loss ({chosen.score:.4f}) after {chosen.steps} steps"
+    x = [math.log2(entry.lr) for entry in ranked[best - 1 : best + 2]]
+    y = [entry.score for entry in ranked[best - 1 : best + 2]]
+    curvature, slope, _ = np.polyfit(x, y, 2)
+    vertex = x[1] if curvature <= 0 else -slope / (2 * curvature)
+    vertex = min(max(vertex, x[1] - 0.5), x[1] + 0.5)
+    return float(2.0**vertex), (
+        f"vertex of the validation loss between lr {ranked[best - 1].lr:.3g} and {ranked[best + 1].lr:.3g} "
+        f"(best raced: {chosen.lr:.3g}, val loss {chosen.score:.4f} after {chosen.steps} steps)"
+    )
+
+
+def _is_distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _broadcast(value: float) -> float:
+    if not _is_distributed():
+        return value
+    shared = [value]
+    torch.distributed.broadcast_object_list(shared, src=0)
+    return float(shared[0])
+
+
+def _capture_rng() -> tuple[Any, ...]:
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def _restore_rng(states: tuple[Any, ...]) -> None:
+    random.setstate(states[0])
+    np.random.set_state(states[1])
+    torch.set_rng_state(states[2])
+
+
+def _top_of_bracket(sweep: LRFinderResult) -> float:
+    """The LR at the lowest smoothed loss of the sweep (where the loss stops falling)."""
+    pairs = [(loss, lr) for lr, loss in zip(sweep.lrs, sweep.smoothed_losses) if math.isfinite(loss)]
+    if not pairs:
+        raise ConfigError(
+            "max_lr='auto': the LR range test produced no finite loss; give max_lr a number or lower start_lr"
+        )
+    return float(min(pairs)[1])
+
+
+def _sweep_model(model: nn.Module) -> nn.Module:
+    """Under data parallelism the sweep's copy is wrapped in DDP, so its gradients are averaged over ranks."""
+    if _is_distributed() and torch.distributed.get_world_size() > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        device = next(model.parameters()).device
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return model
+
+
+def select_lr(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    train_data: Any,
+    schedules: Mapping[str, Any],
+    *,
+    total_steps: int,
+    method: str = "race",
+    budget: float = DEFAULT_BUDGET,
+    candidates: int = DEFAULT_CANDIDATES,
+    val_data: Any = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    refine_vertex: bool = True,
+    rule: str = "valley",
+    sweep_options: Mapping[str, Any] | None = None,
+    trainer_options: Mapping[str, Any] | None = None,
+    callbacks: list[Any] | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> LRSelection:
+    """Choose the peak learning rate for ``schedules`` (those with ``max_lr="auto"``) by sweep + race.
+
+    ``model`` and ``optimizer`` are left untouched: every sweep and candidate trains a deep copy (taken
+    together with ``callbacks``, so a callback holding parameter groups follows its copy), and the RNG
+    states are restored afterwards. ``trainer_options`` are the run's :class:`~cadence.train.Trainer`
+    arguments that shape a training step (``precision``, ``grad_clip``, ``accumulation_steps``,
+    ``label_smoothing``, ``num_classes``, ``device``, ``channels_last``, ``metrics``); ``callbacks`` those of
+    the run's callbacks that change what a step computes (mixup, FreezeOut, gradual unfreezing).
+    ``val_data`` defaults to ``val_fraction`` of ``train_data`` held out (:func:`holdout_split`).
+
+    ``method="race"``: see the module docstring; ``budget`` is the race's cost in training runs (steps summed
+    over all candidates and rounds, divided by ``total_steps``) and ``candidates`` the number of LRs raced.
+    With ``refine_vertex`` the best finalist is moved to the vertex of a parabola through it and its
+    neighbours (:func:`refine`).
+    ``method="sweep"``: the sweep's ``rule`` suggestion (``valley``, ``steepest`` or ``minimum``), no race.
+    Under ``torch.distributed`` all ranks run the same sweep and race in lockstep (gradients and validation
+    results are averaged over ranks) and rank 0's choice is broadcast.
+
+    Example (a plain loop)::
+
+        schedule = one_cycle(max_lr="auto", total_steps=1500)
+        selection = select_lr(model, optimizer, cross_entropy, loader, {"lr": schedule}, total_steps=1500)
+        schedule = schedule.with_lr(selection.value)
+    """
+    if method not in SELECTION_METHODS:
+        raise ConfigError(
+            f"lr_selection.method must be one of {', '.join(SELECTION_METHODS)}, got {method!r}"
+        )
+    if not (isinstance(budget, (int, float)) and 0 < budget <= 10):
+        raise ConfigError(
+            f"lr_selection.budget must be a number in (0, 10] (runs' worth of steps), got {budget!r}"
+        )
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or not 2 <= candidates <= 12:
+        raise ConfigError(f"lr_selection.candidates must be a whole number in [2, 12], got {candidates!r}")
+    options = dict(trainer_options or {})
+    say = log or (lambda message: None)
+    rng = _capture_rng()
+    try:
+        if val_data is None:
+            train_part, val_part = holdout_split(train_data, val_fraction, seed)
+        else:
+            train_part, val_part = train_data, val_data
+        sweep = _run_sweep(
+            model, optimizer, loss_fn, train_part, callbacks, options, sweep_options, rule, seed
+        )
+        sweep_steps = len(sweep.lrs) * int(sweep.options.get("repeats", 1))
+        top = _top_of_bracket(sweep)
+        if method == "sweep":
+            value = float(sweep.suggestion)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError("max_lr='auto': the LR range test found no usable learning rate")
+            reason = f"the range test's {rule} suggestion (no race)"
+            ladder, entries, race_steps = [], [], 0
+        else:
+            ladder = candidate_ladder(top, candidates)
+            say(
+                f"LR race: {candidates} candidates {ladder[0]:.3g} .. {ladder[-1]:.3g} (lowest sweep loss at "
+                f"{top:.3g}), budget {budget:g} x {total_steps} steps"
+            )
+            entries = _race(
+                model,
+                optimizer,
+                loss_fn,
+                train_part,
+                val_part,
+                schedules,
+                callbacks,
+                options,
+                ladder=ladder,
+                total_steps=total_steps,
+                budget_steps=int(budget * total_steps),
+                seed=seed,
+                say=say,
+            )
+            race_steps = sum(entry.steps for entry in entries)
+            final_round = max(entry.round for entry in entries)
+            finalists = [entry for entry in entries if entry.round == final_round]
+            best = min(finalists, key=lambda entry: (entry.score, entry.lr))
+            if not math.isfinite(best.score):
+                raise ConfigError(
+                    "max_lr='auto': every race candidate diverged; lower lr_selection start/end LRs or give "
+                    "max_lr a number"
+                )
+            value, why = refine(finalists) if refine_vertex else (best.lr, "lowest validation loss")
+            reason = f"{why}; {len(finalists)} finalists of {candidates} candidates"
+    finally:
+        _restore_rng(rng)
+    value = _broadcast(value)
+    return LRSelection(
+        value=value,
+        method=method,
+        reason=reason,
+        sweep=sweep,
+        candidates=ladder,
+        entries=entries,
+        run_steps=int(total_steps),
+        sweep_steps=sweep_steps,
+        race_steps=race_steps,
+        options={
+            "method": method,
+            "budget": budget,
+            "candidates": candidates,
+            "val_fraction": None if val_data is not None else val_fraction,
+            "refine_vertex": refine_vertex,
+            "rule": rule,
+            "seed": seed,
+            "sweep": {**SWEEP_DEFAULTS, **dict(sweep_options or {})},
+        },
+    )
+
+
+def _copies(model: nn.Module, optimizer: torch.optim.Optimizer, callbacks: list[Any] | None):
+    return copy.deepcopy((model, optimizer, list(callbacks or [])))
+
+
+def _run_sweep(model, optimizer, loss_fn, train_part, callbacks, options, sweep_options, rule, seed):
+    model_copy, optimizer_copy, callback_copies = _copies(model, optimizer, callbacks)
+    sweep_kwargs = {**SWEEP_DEFAULTS, "progress": False, **dict(sweep_options or {})}
+    precision = options.get("precision")
+    result = find_lr(
+        _sweep_model(model_copy),
+        optimizer_copy,
+        loss_fn,
+        train_part,
+        method=rule,
+        seed=seed,
+        precision=None if precision in (None, "fp32") else precision,
+        accumulation_steps=int(options.get("accumulation_steps", 1)),
+        grad_clip=options.get("grad_clip"),
+        label_smoothing=float(options.get("label_smoothing") or 0.0),
+        num_classes=options.get("num_classes"),
+        batch_callbacks=[c for c in callback_copies if getattr(c, "produces_soft_targets", False)],
+        device=options.get("device"),
+        **sweep_kwargs,
+    )
+    del model_copy, optimizer_copy
+    return result
+
+
+def _race(
+    model,
+    optimizer,
+    loss_fn,
+    train_part,
+    val_part,
+    schedules,
+    callbacks,
+    options,
+    *,
+    ladder,
+    total_steps,
+    budget_steps,
+    seed,
+    say,
+) -> list[RaceEntry]:
+    from cadence.train.trainer import Trainer  # the race trains with the run's own training step
+
+    entries: list[RaceEntry] = []
+    alive = list(ladder)
+    plan = race_plan(len(ladder), budget_steps)
+    for index, (size, steps) in enumerate(plan):
+        alive = alive[:size] if index == 0 else alive
+        steps = min(steps, total_steps)
+        factor = total_steps / steps
+        round_entries = []
+        for lr in alive:
+            model_copy, optimizer_copy, callback_copies = _copies(model, optimizer, callbacks)
+            compressed = {name: _compressed(schedule, lr, factor) for name, schedule in schedules.items()}
+            trainer = Trainer(
+                model_copy,
+                optimizer_copy,
+                loss_fn,
+                train_part,
+                total_steps=steps,
+                schedules=compressed,
+                eval_data=val_part,
+                callbacks=callback_copies,
+                run_dir=None,
+                seed=seed,
+                progress=False,
+                checkpoint_every_epochs=None,
+                eval_every_epochs=None,
+                **options,
+            )
+            state = trainer.fit()
+            score = float(state.metrics.get("val_loss", math.inf))
+            status = trainer.status or "completed"
+            if status == "diverged" or not math.isfinite(score):
+                score = math.inf
+            entry = RaceEntry(lr, index, steps, score, dict(state.metrics), status)
+            round_entries.append(entry)
+            accuracy = state.metrics.get("val_accuracy")
+            say(
+                f"  round {index + 1}/{len(plan)} lr {lr:.4g}: val loss {score:.4f}"
+                + (f", val acc {100 * accuracy:.1f}%" if accuracy is not None else "")
+                + f" ({steps} steps{', diverged' if status == 'diverged' else ''})"
+            )
+            del model_copy, optimizer_copy, trainer
+        entries.extend(round_entries)
+        if index + 1 < len(plan):
+            keep = plan[index + 1][0]
+            ranked = sorted(round_entries, key=lambda entry: (entry.score, entry.lr))
+            alive = sorted(entry.lr for entry in ranked[:keep])
+    return entries
+
+
+@dataclasses.dataclass(frozen=True)
+class _TimeScaled:
+    """A callable schedule of ``step`` played ``factor`` times faster (cadence's own use ``compress``)."""
+
+    schedule: Callable[[int], float]
+    factor: float
+
+    def __call__(self, step: int) -> float:
+        return float(self.schedule(int(step * self.factor)))
+
+
+def _compressed(schedule: Any, lr: float, factor: float) -> Any:
+    """``schedule`` with an "auto" LR set to ``lr``, played ``factor`` times faster; numbers pass through."""
+    from cadence.schedules import Schedule, compress
+
+    if getattr(schedule, "needs_lr_finder", False):
+        schedule = schedule.with_lr(lr)
+    if isinstance(schedule, Schedule):
+        return compress(schedule, factor)
+    return _TimeScaled(schedule, factor) if callable(schedule) else schedule
+
+
+def load_selection(path: str | Path) -> LRSelection | None:
+    """The selection recorded at ``path``, or None when there is none; a damaged record is an error."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return LRSelection.load_json(path)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(
+            f"{path} is not a valid LR selection record ({error}); delete it to choose again"
+        ) from error
+
+
+def plot_selection(selection: LRSelection, path: Path) -> Path | None:
+    """Plot when matplotlib is installed; the JSON record is what matters."""
+    try:
+        return selection.plot(path)
+    except MissingDependencyError:
+        return None
