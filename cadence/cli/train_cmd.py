@@ -77,13 +77,15 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config)
     from cadence import distributed
 
-    if args.nproc > 1:
-        if distributed.launched_by_torchrun():
-            raise ConfigError("--nproc: the processes were already started by torchrun; leave --nproc out")
+    if args.nproc > 1 and distributed.launched_by_torchrun():
+        raise ConfigError("--nproc: the processes were already started by torchrun; leave --nproc out")
+    if not distributed.launched_by_torchrun():
         from cadence.tracking.fingerprint import check_run_dir
 
-        # The directory checks before any process starts; rank 0 compares the fingerprints on --resume.
+        # The directory checks before any data is loaded or process started; the fingerprint check of
+        # --resume follows once the data files are known (rank 0 only, in run_config).
         check_run_dir(run_dir, None, resume=args.resume, overwrite=args.overwrite)
+    if args.nproc > 1:
         return int(distributed.launch_local(args.nproc, _child_argv(args, run_dir)))
     state = run_config(
         config,
