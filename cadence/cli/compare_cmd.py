@@ -105,9 +105,10 @@ class RunJob:
         command += ["--run-dir", str(self.run_dir)]
         return [*command, "--resume"] if self.resume else command
 
-    def stale(self) -> str | None:
+    def stale(self, *, interrupted: bool = False) -> str | None:
         """Why the run already in ``run_dir`` does not match this job any more (None: it does)."""
-        return stale_run(self.run_dir, self.config, (f"train.seed={self.seed}", *self.overrides))
+        overrides = (f"train.seed={self.seed}", *self.overrides)
+        return stale_run(self.run_dir, self.config, overrides, require_fingerprint=interrupted)
 
 
 def _is_completed(run_dir: Path) -> bool:
@@ -237,7 +238,7 @@ def run_jobs(
         while pending and len(active) < parallel:
             job = pending.pop(0)
             job.resume = _can_resume(job.run_dir)
-            if job.resume and (reason := job.stale()) is not None:
+            if job.resume and (reason := job.stale(interrupted=True)) is not None:
                 job.resume = False  # an interrupted run of other settings: start it afresh
                 print_line(f"[restart] {job.name} seed {job.seed}: {reason}")
             active.append((job, launch(job, threads), time.monotonic()))

@@ -58,18 +58,26 @@ def parse_target(text: str) -> tuple[str, float]:
     return metric.strip(), number
 
 
-def stale_run(run_dir: str | Path, config: str | Path, overrides: Sequence[str] = ()) -> str | None:
-    """Why the finished run in ``run_dir`` must run again for ``config`` with ``overrides``, else ``None``.
+def stale_run(
+    run_dir: str | Path,
+    config: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    require_fingerprint: bool = False,
+) -> str | None:
+    """Why the run in ``run_dir`` must run again for ``config`` with ``overrides``, else ``None``.
 
     A run is stale when the fingerprint it recorded differs from the one ``config`` and ``overrides`` give
     now (an edited config file, another ``--set``, another cadence version) or a data file it read changed
-    or is gone. Runs without a recorded fingerprint (older cadence) are kept: they cannot be checked.
+    or is gone. A finished run without a recorded fingerprint (older cadence) is kept, as it cannot be
+    checked; with ``require_fingerprint`` (an interrupted run, which ``cadence train --resume`` would refuse)
+    it is stale.
     """
     from cadence.config.fingerprint import expected_fingerprint
     from cadence.tracking.fingerprint import recorded_fingerprint, stale_reason
 
     if recorded_fingerprint(run_dir) is None:
-        return None
+        return "it has no fingerprint (recorded by an older cadence)" if require_fingerprint else None
     return stale_reason(run_dir, expected_fingerprint(config, overrides))
 
 

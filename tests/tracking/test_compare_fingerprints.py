@@ -142,6 +142,26 @@ def test_an_interrupted_run_of_other_settings_starts_afresh(config, write_run, t
     assert "[restart] base seed 0: its fingerprint changed (train.epochs: 3 -> 1)" in capsys.readouterr().out
 
 
+def test_an_interrupted_run_without_a_fingerprint_starts_afresh(config, write_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    interrupted = out / "runs" / "base" / "seed-0"
+    write_run(interrupted, seed=0, accuracies=[0.5], status="running", write_summary=False)
+    (interrupted / "checkpoints").mkdir()
+    (interrupted / "checkpoints" / "step-00000010.pt").write_bytes(b"")
+    commands: list[list[str]] = []
+
+    def launch(job: compare_cmd.RunJob, threads: int) -> FinishedProcess:
+        commands.append(job.command())
+        write_run(job.run_dir, seed=job.seed, accuracies=[0.5, 0.9])
+        return FinishedProcess()
+
+    args = _args(configs=[str(config)], seeds=1, out=str(out), no_plots=True)
+    assert compare_cmd.run(args, launcher=launch) == 0
+    assert "--resume" not in commands[0]  # `cadence train --resume` would refuse a run it cannot check
+    printed = capsys.readouterr().out
+    assert "[restart] base seed 0: it has no fingerprint (recorded by an older cadence)" in printed
+
+
 @pytest.mark.slow
 def test_end_to_end_an_edited_config_is_run_again(config, tmp_path, capsys):
     out = tmp_path / "out"
