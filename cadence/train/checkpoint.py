@@ -115,14 +115,14 @@ def _hash_value(digest: Any, value: Any) -> None:
 def save_checkpoint(payload: dict[str, Any], path: str | Path, *, integrity: bool = True) -> Path:
     """Write ``payload`` to ``path`` atomically (temporary file + fsync + ``os.replace``).
 
-    With ``integrity`` (the default) ``"format"`` (when missing) and ``"checksum"`` are added to what is
-    written; ``integrity=False`` writes ``payload`` as it is (e.g. a bare state_dict). An ``OSError`` while
+    With ``integrity`` (the default) ``"format"`` (:data:`CHECKPOINT_FORMAT`) and ``"checksum"`` are set in
+    what is written; ``integrity=False`` writes ``payload`` as it is (e.g. a bare state_dict). An ``OSError`` while
     writing (disk full, permissions) leaves any file already at ``path`` untouched and raises
     :class:`CheckpointError` naming the file and the cause.
     """
     path = Path(path)
     if integrity:
-        payload = {"format": CHECKPOINT_FORMAT, **payload}
+        payload = {**payload, "format": CHECKPOINT_FORMAT}
         payload["checksum"] = {"algorithm": "sha256", "digest": payload_checksum(payload)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
