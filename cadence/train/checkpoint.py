@@ -116,9 +116,9 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path, *, integrity: boo
     """Write ``payload`` to ``path`` atomically (temporary file + fsync + ``os.replace``).
 
     With ``integrity`` (the default) ``"format"`` (:data:`CHECKPOINT_FORMAT`) and ``"checksum"`` are set in
-    what is written; ``integrity=False`` writes ``payload`` as it is (e.g. a bare state_dict). An ``OSError`` while
-    writing (disk full, permissions) leaves any file already at ``path`` untouched and raises
-    :class:`CheckpointError` naming the file and the cause.
+    what is written; ``integrity=False`` writes ``payload`` as it is (e.g. a bare state_dict). An
+    ``OSError`` while writing (disk full, permissions) leaves any file already at ``path`` untouched and
+    raises :class:`CheckpointError` naming the file and the cause.
     """
     path = Path(path)
     if integrity:
