@@ -184,3 +184,29 @@ def test_disk_full_while_writing_a_checkpoint_is_one_line_and_keeps_the_previous
     )
     assert checkpoints.load_checkpoint(first)["trainer"]["step"] == 2
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "failed"
+
+
+def test_resume_and_overwrite_exclude_each_other(config_path, tmp_path, capsys):
+    assert _train(config_path, tmp_path / "run", "--resume", "--overwrite") == 2
+    assert _one_error_line(capsys) == (
+        "--resume and --overwrite exclude each other: continue the run or replace it"
+    )
+
+
+def test_nproc_checks_the_run_dir_before_starting_processes(config_path, tmp_path, capsys, monkeypatch):
+    import cadence.distributed
+
+    calls = []
+    monkeypatch.setattr(cadence.distributed, "launch_local", lambda nproc, argv: calls.append(argv) or 0)
+    missing = tmp_path / "missing"
+    assert _train(config_path, missing, "--nproc", "2", "--resume") == 2
+    assert _one_error_line(capsys).startswith(f"--resume: no run directory {str(missing)!r}")
+    old = tmp_path / "old"
+    assert _train(config_path, old) == 0
+    capsys.readouterr()
+    assert _train(config_path, old, "--nproc", "2") == 2
+    assert "is not empty; use --resume" in _one_error_line(capsys)
+    assert calls == []
+    assert _train(config_path, old, "--nproc", "2", "--overwrite") == 0
+    assert calls == [["train", str(config_path), "--run-dir", str(old)]]  # cleared, children need no flag
+    assert list(old.iterdir()) == []
