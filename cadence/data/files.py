@@ -20,7 +20,16 @@ from typing import Any
 
 from cadence.errors import ConfigError
 
-__all__ = ["cache_dir", "describe_files", "download", "fetch", "file_digest", "file_sha256"]
+__all__ = [
+    "cache_dir",
+    "describe_files",
+    "describe_folder",
+    "download",
+    "fetch",
+    "file_digest",
+    "file_sha256",
+    "folder_sha256",
+]
 
 #: Files at least this large keep their SHA-256 in ``cache_dir("sha256.json")``, keyed by path, size and
 #: modification time, so a large dataset is hashed once, not on every run.
@@ -98,6 +107,41 @@ def describe_files(files: Mapping[str, str | Path]) -> list[dict[str, Any]]:
             }
         )
     return described
+
+
+def folder_sha256(root: str | Path, suffixes: tuple[str, ...] | list[str]) -> tuple[str, int, int]:
+    """``(sha256, files, bytes)`` of the files with one of ``suffixes`` (any case) in the sub-folders of
+    ``root`` that do not start with a dot, searched recursively: one digest over each file's relative path
+    and SHA-256, in sorted order."""
+    root = Path(root)
+    wanted = {suffix.lower() for suffix in suffixes}
+    files = sorted(
+        file
+        for child in root.iterdir()
+        if child.is_dir() and not child.name.startswith(".")
+        for file in child.rglob("*")
+        if file.suffix.lower() in wanted and file.is_file()
+    )
+    digest = hashlib.sha256()
+    total = 0
+    for file in files:
+        digest.update(f"{file.relative_to(root).as_posix()}\t{file_sha256(file)}\n".encode())
+        total += file.stat().st_size
+    return digest.hexdigest(), len(files), total
+
+
+def describe_folder(name: str, root: str | Path, suffixes: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """One run-record entry for a folder of many files (see :func:`folder_sha256`), ``kind = "folder"``."""
+    digest, count, total = folder_sha256(root, suffixes)
+    return {
+        "name": name,
+        "path": str(Path(root).resolve()),
+        "kind": "folder",
+        "suffixes": list(suffixes),
+        "sha256": digest,
+        "files": count,
+        "bytes": total,
+    }
 
 
 def fetch(url: str, destination: Path, timeout: float = 30.0) -> None:

@@ -203,10 +203,16 @@ def stale_reason(run_dir: str | Path, expected: Mapping[str, Any] | None) -> str
     keys = fingerprint_differences(recorded, expected, data=False)
     if keys:
         return f"its fingerprint changed ({describe_differences(recorded, expected, keys)})"
-    from cadence.data.files import file_sha256
+    from cadence.data.files import file_sha256, folder_sha256
 
     for entry in recorded.get("data_files", []):
         path = Path(str(entry.get("path", "")))
+        if entry.get("kind") == "folder":
+            if not path.is_dir():
+                return f"its data folder {str(path)!r} is gone"
+            if folder_sha256(path, entry.get("suffixes", []))[0] != entry.get("sha256"):
+                return f"its data folder {str(path)!r} changed (SHA-256 over its files differs)"
+            continue
         if not path.is_file():
             return f"its data file {str(path)!r} is gone"
         if file_sha256(path) != entry.get("sha256"):
