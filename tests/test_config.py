@@ -51,8 +51,14 @@ def tiny(*overrides: str) -> dict:
 def test_overrides_parse_toml_literals():
     config = apply_overrides(
         parse_config(TINY),
-        ["train.epochs=5", "model.name=cnn1d", 'data.name="mnist1d"', "model.hidden_sizes=[4, 4]",
-         "callbacks.ema.decay=0.99", "train.compile=false"],
+        [
+            "train.epochs=5",
+            "model.name=cnn1d",
+            'data.name="mnist1d"',
+            "model.hidden_sizes=[4, 4]",
+            "callbacks.ema.decay=0.99",
+            "train.compile=false",
+        ],
     )
     assert config["train"]["epochs"] == 5
     assert config["model"] == {"name": "cnn1d", "hidden_sizes": [4, 4]}
@@ -196,7 +202,11 @@ def test_shipped_configs_are_valid(name):
 def test_fashion_triangular2_matches_the_tutorial():
     config = load_config(REPOSITORY / "configs" / "fashion_cnn28_triangular2.toml")
     assert config["schedule"] == {
-        "name": "cyclic", "base_lr": 1e-4, "max_lr": 1e-2, "mode": "triangular2", "step_size_up_epochs": 2
+        "name": "cyclic",
+        "base_lr": 1e-4,
+        "max_lr": 1e-2,
+        "mode": "triangular2",
+        "step_size_up_epochs": 2,
     }
     assert (config["train"]["batch_size"], config["train"]["epochs"]) == (64, 10)
     # 60000 images / batch 64 -> 938 steps per epoch -> a 2-epoch half cycle is 1876 steps

@@ -40,7 +40,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 
     The same crash-safe write as the Trainer's checkpoints (:func:`cadence.train.checkpoint.save_checkpoint`).
     """
-    save_checkpoint(obj, Path(path))
+    save_checkpoint(obj, Path(path), integrity=False)
 
 
 def trainer_lr_schedule(state: TrainState) -> Callable[[int], float] | None:

@@ -9,8 +9,10 @@ Each config × seed runs as its own process::
 
 at most ``--jobs`` at a time, each with ``OMP_NUM_THREADS = cores // jobs`` so that parallel runs do not
 fight over cores. A run that fails or diverges is reported as such and does not stop the others; running
-the same command again skips runs whose ``summary.json`` says "completed", continues interrupted runs from
-their latest checkpoint (``cadence train --resume``) and starts failed or diverged ones afresh.
+the same command again skips runs whose ``summary.json`` says "completed" and whose fingerprint still matches
+(see :func:`cadence.tracking.compare.stale_run`: a changed config, ``--set`` or data file runs the seed
+again, saying why), continues interrupted runs from their latest checkpoint (``cadence train --resume``) and
+starts failed or diverged ones afresh.
 The report (``report.html``, ``report.md``, ``results.json``, ``plots/``) goes to ``OUT``; each run's output
 goes to ``OUT/logs/<config stem>-seed-S.log``.
 """
@@ -36,6 +38,7 @@ from cadence.tracking.compare import (
     format_table,
     load_run,
     parse_target,
+    stale_run,
 )
 from cadence.tracking.report import write_report
 
@@ -101,6 +104,11 @@ class RunJob:
             command += ["--set", override]
         command += ["--run-dir", str(self.run_dir)]
         return [*command, "--resume"] if self.resume else command
+
+    def stale(self, *, interrupted: bool = False) -> str | None:
+        """Why the run already in ``run_dir`` does not match this job any more (None: it does)."""
+        overrides = (f"train.seed={self.seed}", *self.overrides)
+        return stale_run(self.run_dir, self.config, overrides, require_fingerprint=interrupted)
 
 
 def _is_completed(run_dir: Path) -> bool:
@@ -217,16 +225,22 @@ def run_jobs(
     pending = []
     for job in jobs:
         if _is_completed(job.run_dir):
-            counts["skipped"] += 1
-            print_line(f"[skip] {job.name} seed {job.seed}: already completed ({job.run_dir})")
-        else:
-            pending.append(job)
+            reason = job.stale()
+            if reason is None:
+                counts["skipped"] += 1
+                print_line(f"[skip] {job.name} seed {job.seed}: already completed ({job.run_dir})")
+                continue
+            print_line(f"[rerun] {job.name} seed {job.seed}: {reason}")
+        pending.append(job)
     total, done, started = len(pending), 0, time.monotonic()
     active: list[tuple[RunJob, subprocess.Popen, float]] = []
     while pending or active:
         while pending and len(active) < parallel:
             job = pending.pop(0)
             job.resume = _can_resume(job.run_dir)
+            if job.resume and (reason := job.stale(interrupted=True)) is not None:
+                job.resume = False  # an interrupted run of other settings: start it afresh
+                print_line(f"[restart] {job.name} seed {job.seed}: {reason}")
             active.append((job, launch(job, threads), time.monotonic()))
             resumed = " (resuming from its checkpoint)" if job.resume else ""
             print_line(f"[start {done + len(active)}/{total}] {job.name} seed {job.seed}{resumed}")

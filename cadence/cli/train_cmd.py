@@ -1,4 +1,11 @@
-"""``cadence train CONFIG.toml [--set section.key=value ...] [--run-dir DIR] [--resume] [--nproc N]``."""
+"""``cadence train CONFIG.toml [--set section.key=value ...] [--run-dir DIR] [--resume | --overwrite]``.
+
+Also ``--allow-changes`` (with ``--resume``) and ``--nproc N``.
+
+The run directory is never reused silently: a new run goes into a missing or empty directory (``--overwrite``
+deletes a previous run there first), and ``--resume`` continues only an existing run whose fingerprint (the
+resolved config, data files, cadence version) is unchanged, unless ``--allow-changes``.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--run-dir", help="run directory (default: runs/<config name>-<UTC time>)")
     parser.add_argument(
-        "--resume", action="store_true", help="continue from the latest checkpoint in --run-dir"
+        "--resume", action="store_true", help="continue from the latest good checkpoint in --run-dir"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run already in --run-dir (checkpoints and records) and start afresh",
+    )
+    parser.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="with --resume: continue even though the config, seed or data differ from the run's",
     )
     parser.add_argument(
         "--nproc", type=int, default=1, help="data-parallel processes on this machine (default 1)"
@@ -44,7 +61,9 @@ def _child_argv(args: argparse.Namespace, run_dir: Path) -> list[str]:
         argv += ["--set", override]
     if args.resume:
         argv.append("--resume")
-    return argv
+    if args.allow_changes:
+        argv.append("--allow-changes")
+    return argv  # no --overwrite: the launching process has already cleared the directory
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,12 +77,25 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config)
     from cadence import distributed
 
+    if args.nproc > 1 and distributed.launched_by_torchrun():
+        raise ConfigError("--nproc: the processes were already started by torchrun; leave --nproc out")
+    if not distributed.launched_by_torchrun():
+        from cadence.tracking.fingerprint import check_run_dir
+
+        # The directory checks before any data is loaded or process started; the fingerprint check of
+        # --resume follows once the data files are known (rank 0 only, in run_config).
+        check_run_dir(run_dir, None, resume=args.resume, overwrite=args.overwrite)
     if args.nproc > 1:
-        if distributed.launched_by_torchrun():
-            raise ConfigError("--nproc: the processes were already started by torchrun; leave --nproc out")
         return int(distributed.launch_local(args.nproc, _child_argv(args, run_dir)))
     state = run_config(
-        config, run_dir=run_dir, resume=args.resume, log=lambda line: print(f"cadence train: {line}")
+        config,
+        run_dir=run_dir,
+        resume=args.resume,
+        log=lambda line: print(f"cadence train: {line}", flush=True),
+        overrides=args.overrides,
+        overwrite=args.overwrite,
+        allow_changes=args.allow_changes,
+        check_run_dir=True,
     )
     summary_path = run_dir / "summary.json"
     if not distributed.is_main_process():  # rank 0 reports for everyone

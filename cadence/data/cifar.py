@@ -5,8 +5,9 @@ untrusted pickle can run arbitrary code, so they are read with :class:`SafeUnpic
 the few globals a pickled numpy array needs and refuses everything else.
 
 Looked for in: the directory ``path`` (the batches, or a ``cifar-10-batches-py`` folder in it, or the
-``cifar-10-python.tar.gz`` archive), then the cache ``~/.cache/cadence/cifar10/``, downloading the archive
-from the official location with MD5 verification when ``download=True``.
+``cifar-10-python.tar.gz`` archive) -- when given, only there: a ``path`` that does not exist or does not
+hold the dataset is an error naming it --, else the cache ``~/.cache/cadence/cifar10/``, downloading the
+archive from the official location with MD5 verification when ``download=True``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cadence.data.files import cache_dir, download
+from cadence.data.files import cache_dir, describe_files, download
 from cadence.data.splits import DatasetSplits, TensorPair
 from cadence.errors import ConfigError
 
@@ -127,7 +128,7 @@ def load_cifar10(path: str | None = None, download: bool = True) -> DatasetSplit
     if path is not None:
         batches = _batches_from_directory(Path(path).expanduser())
         if isinstance(batches, str):
-            tried.append(f"{path} ({batches})")
+            raise ConfigError(f"data.path {str(path)!r} does not hold cifar10: {batches}")
     if not isinstance(batches, dict):
         cached = cache_dir("cifar10")
         batches = _batches_from_directory(cached)
@@ -152,8 +153,17 @@ def load_cifar10(path: str | None = None, download: bool = True) -> DatasetSplit
         num_classes=10,
         input_shape=(3, 32, 32),
         name="cifar10",
-        meta={"classes": CLASSES, "source": path or str(cache_dir("cifar10"))},
+        meta={"classes": CLASSES, "source": path or str(cache_dir("cifar10")), "files": _files_read(batches)},
     )
+
+
+def _files_read(batches: dict[str, tuple[bytes, str]]) -> list[dict[str, Any]]:
+    """The files the batches came from (each batch file, or the one archive), with their SHA-256."""
+    marker = f"{ARCHIVE}:"
+    paths = {
+        origin.split(marker, 1)[0] + ARCHIVE if marker in origin else origin for _, origin in batches.values()
+    }
+    return describe_files({Path(path).name: Path(path) for path in sorted(paths)})
 
 
 def _download_archive(directory: Path) -> Path:

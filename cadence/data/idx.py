@@ -2,8 +2,9 @@
 
 Where the files are looked for, in order:
 
-1. the directory given as ``path``;
-2. the system dataset directory (Debian's ``dataset-fashion-mnist`` package installs
+1. the directory given as ``path`` -- when given, only there: a ``path`` that does not exist or does not
+   hold the four files is an error naming it (no silent fall-back to another copy);
+2. without ``path``, the system dataset directory (Debian's ``dataset-fashion-mnist`` package installs
    ``/usr/share/datasets/fashion-mnist/``);
 3. the cache (``~/.cache/cadence/<name>/``), downloading the files there from the official location with
    MD5 verification when ``download=True`` (the default) and the machine is online.
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cadence.data.files import cache_dir, download
+from cadence.data.files import cache_dir, describe_files, download
 from cadence.data.splits import DatasetSplits, TensorPair
 from cadence.errors import ConfigError
 
@@ -179,9 +180,14 @@ def load_idx_splits(files: dict[str, Path]) -> tuple[TensorPair, TensorPair]:
 def _load(name: str, path: str | None, download_missing: bool) -> DatasetSplits:
     source = SOURCES[name]
     tried: list[str] = []
-    directories = ([Path(path).expanduser()] if path is not None else []) + [
-        Path(p) for p in source["system"]
-    ]
+    if path is not None:
+        given = _find(Path(path).expanduser())
+        if isinstance(given, str):
+            raise ConfigError(
+                f"data.path {str(path)!r} does not hold {name}: {given} (expected the four IDX files "
+                f"{', '.join(f'{stem}[.gz]' for stem in SPLIT_FILES.values())})"
+            )
+    directories = [Path(path).expanduser()] if path is not None else [Path(p) for p in source["system"]]
     files: dict[str, Path] | None = None
     for directory in directories:
         result = _find(directory)
@@ -217,7 +223,11 @@ def _load(name: str, path: str | None, download_missing: bool) -> DatasetSplits:
         num_classes=num_classes,
         input_shape=tuple(train.inputs.shape[1:]),
         name=name,
-        meta={"classes": source["classes"], "source": str(files["train_images"].parent)},
+        meta={
+            "classes": source["classes"],
+            "source": str(files["train_images"].parent),
+            "files": describe_files({file.name: file for file in files.values()}),
+        },
     )
 
 

@@ -2,7 +2,8 @@
 
 Reading PNG/JPEG needs Pillow (imported only here). The class list is the sorted sub-folder names of the
 training root; a separate ``test_path`` with the same layout may be given, otherwise ``test_fraction`` of
-the images (chosen with ``split_seed``) form the test split.
+the images (chosen with ``split_seed``) form the test split. ``meta["files"]`` records each folder read with
+one SHA-256 over its images (:func:`cadence.data.files.describe_folder`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cadence.data.files import describe_folder
 from cadence.data.splits import DatasetSplits, TensorPair
 from cadence.data.tabular import split_train_test
 from cadence.errors import ConfigError, require
@@ -107,11 +109,14 @@ def load_image_folder(
             )
     else:
         train, test = split_train_test(data.inputs, data.targets, test_fraction, split_seed)
+    files = [describe_folder("image-folder:path", Path(path).expanduser(), IMAGE_SUFFIXES)]
+    if test_path is not None:
+        files.append(describe_folder("image-folder:test_path", Path(test_path).expanduser(), IMAGE_SUFFIXES))
     return DatasetSplits(
         train,
         test,
         len(classes),
         tuple(train.inputs.shape[1:]),
         "image-folder",
-        {"classes": classes, "source": str(path)},
+        {"classes": classes, "source": str(path), "files": files},
     )

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cadence.data.files import cache_dir
+from cadence.data.files import cache_dir, describe_files
 from cadence.data.splits import DatasetSplits, TensorPair
 from cadence.errors import ConfigError, require
 
@@ -93,13 +93,14 @@ def load_mnist1d(cache: bool = True, **arguments: Any) -> DatasetSplits:
             f"unknown MNIST-1D option(s) {', '.join(unknown)}; valid: cache, {', '.join(DEFAULT_ARGS)}"
         )
     args = {**DEFAULT_ARGS, **arguments}
+    read: Path | None = None
     if args == DEFAULT_ARGS and EMBEDDED_PATH.is_file():
-        arrays, source = _read_npz(EMBEDDED_PATH), "embedded"
+        arrays, source, read = _read_npz(EMBEDDED_PATH), "embedded", EMBEDDED_PATH
     else:
         key = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
         path = cache_dir("mnist1d", f"mnist1d-{key}.npz")
         if cache and path.is_file():
-            arrays, source = _read_npz(path), str(path)
+            arrays, source, read = _read_npz(path), str(path), path
         else:
             arrays, source = generate_mnist1d(**arguments), "generated"
             if cache:
@@ -118,5 +119,10 @@ def load_mnist1d(cache: bool = True, **arguments: Any) -> DatasetSplits:
         num_classes=10,
         input_shape=(int(train.inputs.shape[1]),),
         name="mnist1d",
-        meta={"classes": [str(digit) for digit in range(10)], "source": source, "arguments": args},
+        meta={
+            "classes": [str(digit) for digit in range(10)],
+            "source": source,
+            "arguments": args,
+            "files": describe_files({read.name: read}) if read is not None else [],
+        },
     )

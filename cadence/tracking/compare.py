@@ -37,6 +37,7 @@ __all__ = [
     "format_table",
     "load_run",
     "parse_target",
+    "stale_run",
     "table_rows",
     "time_to_target",
     "write_results_json",
@@ -55,6 +56,29 @@ def parse_target(text: str) -> tuple[str, float]:
     if not math.isfinite(number):
         raise ConfigError(f"--target value must be finite, got {text!r}")
     return metric.strip(), number
+
+
+def stale_run(
+    run_dir: str | Path,
+    config: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    require_fingerprint: bool = False,
+) -> str | None:
+    """Why the run in ``run_dir`` must run again for ``config`` with ``overrides``, else ``None``.
+
+    A run is stale when the fingerprint it recorded differs from the one ``config`` and ``overrides`` give
+    now (an edited config file, another ``--set``, another cadence version) or a data file it read changed
+    or is gone. A finished run without a recorded fingerprint (older cadence) is kept, as it cannot be
+    checked; with ``require_fingerprint`` (an interrupted run, which ``cadence train --resume`` would refuse)
+    it is stale.
+    """
+    from cadence.config.fingerprint import expected_fingerprint
+    from cadence.tracking.fingerprint import recorded_fingerprint, stale_reason
+
+    if recorded_fingerprint(run_dir) is None:
+        return "it has no fingerprint (recorded by an older cadence)" if require_fingerprint else None
+    return stale_reason(run_dir, expected_fingerprint(config, overrides))
 
 
 def time_to_target(run: RunRecord, metric: str, value: float) -> tuple[int | None, float | None]:

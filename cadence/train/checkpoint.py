@@ -7,11 +7,22 @@ leaves either the old set of files or the new one, never a truncated checkpoint 
 Loading uses ``torch.load(..., weights_only=True)``: only tensors and plain containers (dict, list, tuple,
 str, numbers, None) are accepted, so a checkpoint file can never execute code. Everything we save is made of
 those types, including the RNG states of torch, numpy and Python's ``random``.
+
+Integrity: every checkpoint carries ``"format"`` (:data:`CHECKPOINT_FORMAT`) and ``"checksum"``, a
+SHA-256 over the payload (every tensor's dtype, shape and bytes, and every other value, in order).
+:func:`load_checkpoint` recomputes it, so bytes flipped inside a tensor are reported instead of loaded.
+Format 1 files (written before checksums existed) load unverified; any other format is refused with a
+message naming it. The errors say which of these happened: the file is corrupt or not a checkpoint at all,
+it holds objects that would run code, its checksum does not match, or its format is unknown.
+:func:`select_checkpoint` picks the newest checkpoint that passes all of this and says why it skipped
+newer ones.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
 import pickle
 import random
@@ -26,6 +37,7 @@ import torch
 from cadence.errors import ConfigError
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "CheckpointError",
     "capture_rng_state",
     "checkpoint_path",
@@ -36,13 +48,21 @@ __all__ = [
     "restore_rng_state",
     "save_checkpoint",
     "seed_everything",
+    "select_checkpoint",
 ]
+
+#: The checkpoint layout this version writes; :func:`load_checkpoint` reads this one and format 1.
+CHECKPOINT_FORMAT = 2
+_READABLE_FORMATS = (1, CHECKPOINT_FORMAT)
 
 _NAME = re.compile(r"^step-(\d{8,})\.pt$")
 
 
 class CheckpointError(ConfigError):
-    """A checkpoint is missing, unreadable, or contains objects that could run code when loaded."""
+    """A checkpoint is missing, corrupt, of an unknown format, or contains objects that would run code.
+
+    Also raised when a checkpoint cannot be written (e.g. the disk is full).
+    """
 
 
 def checkpoint_path(directory: str | Path, step: int) -> Path:
@@ -65,42 +85,141 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write ``payload`` to ``path`` atomically (temporary file + fsync + ``os.replace``)."""
+def payload_checksum(payload: dict[str, Any]) -> str:
+    """SHA-256 (hex) over ``payload`` without its ``"checksum"`` entry: tensors by dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    _hash_value(digest, {key: value for key, value in payload.items() if key != "checksum"})
+    return digest.hexdigest()
+
+
+def _hash_value(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"T{tensor.dtype}{tuple(value.shape)}:".encode())
+        if tensor.numel():
+            digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}:".encode())
+        for key, item in value.items():
+            _hash_value(digest, key)
+            _hash_value(digest, item)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{'L' if isinstance(value, list) else 'U'}{len(value)}:".encode())
+        for item in value:
+            _hash_value(digest, item)
+    else:
+        text = repr(value)
+        digest.update(f"{type(value).__name__}{len(text)}:{text}".encode())
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | Path, *, integrity: bool = True) -> Path:
+    """Write ``payload`` to ``path`` atomically (temporary file + fsync + ``os.replace``).
+
+    With ``integrity`` (the default) ``"format"`` (:data:`CHECKPOINT_FORMAT`) and ``"checksum"`` are set in
+    what is written; ``integrity=False`` writes ``payload`` as it is (e.g. a bare state_dict). An
+    ``OSError`` while writing (disk full, permissions) leaves any file already at ``path`` untouched and
+    raises :class:`CheckpointError` naming the file and the cause.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if integrity:
+        payload = {**payload, "format": CHECKPOINT_FORMAT}
+        payload["checksum"] = {"algorithm": "sha256", "digest": payload_checksum(payload)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _write_error(path, error) from error
     try:
         with os.fdopen(handle, "wb") as file:
             torch.save(payload, file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _write_error(path, error) from error
         raise
     _fsync_directory(path.parent)
     return path
 
 
+def _write_error(path: Path, error: OSError) -> CheckpointError:
+    cause = f"the disk is full ({error})" if error.errno == errno.ENOSPC else str(error)
+    previous = [found for found in list_checkpoints(path.parent) if found != path]
+    kept = f"; the previous checkpoint {str(previous[-1])!r} is intact" if previous else ""
+    return CheckpointError(f"could not write checkpoint {str(path)!r}: {cause}{kept}")
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` onto the CPU; refuse anything that could run code."""
+    """Load a checkpoint with ``weights_only=True`` onto the CPU and verify its format and checksum.
+
+    Raises :class:`CheckpointError` saying what failed: no such file; corrupt or not a checkpoint; objects
+    that would run code; not a cadence Trainer checkpoint; an unknown format; a checksum mismatch.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"resume: no checkpoint file at {str(path)!r}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        text = str(error)
+        if "Unsupported global" in text or "GLOBAL " in text:
+            raise CheckpointError(
+                f"refusing to load checkpoint {str(path)!r}: it contains objects other than tensors and "
+                "plain containers, which would run code when unpickled (loaded with weights_only=True): "
+                f"{_weights_only_reason(text)}"
+            ) from error
         raise CheckpointError(
-            f"refusing to load checkpoint {str(path)!r}: it contains objects other than tensors and plain "
-            f"containers, which could run code when unpickled (loaded with weights_only=True): {error}"
+            f"checkpoint {str(path)!r} is corrupt or not a checkpoint (unreadable or truncated: "
+            f"{_weights_only_reason(text)})"
         ) from error
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable or truncated: {error}") from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupt or not a checkpoint (unreadable or truncated: {error})"
+        ) from error
     if not isinstance(payload, dict) or "trainer" not in payload:
         raise CheckpointError(f"{str(path)!r} is not a cadence Trainer checkpoint (no 'trainer' entry)")
+    version = payload.get("format", 1)
+    if version not in _READABLE_FORMATS:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format {version!r}; this cadence reads formats "
+            f"{', '.join(map(str, _READABLE_FORMATS))} (was it written by a newer cadence?)"
+        )
+    if version >= 2:
+        stored = payload.get("checksum")
+        if not isinstance(stored, dict) or not isinstance(stored.get("digest"), str):
+            raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: its checksum entry is missing")
+        actual = payload_checksum(payload)
+        if actual != stored["digest"]:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} is corrupt: its SHA-256 checksum does not match its contents "
+                f"(stored {stored['digest'][:12]}…, computed {actual[:12]}…)"
+            )
     return payload
+
+
+def _weights_only_reason(text: str) -> str:
+    # torch's message is many lines of advice; the reason is the part after "WeightsUnpickler error:".
+    reason = text.split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in reason.strip().splitlines() if line.strip()]
+    return lines[0].split(". Please use", 1)[0].rstrip(".") if lines else "unpickling failed"
+
+
+def select_checkpoint(directory: str | Path) -> tuple[Path | None, dict[str, Any] | None, list[str]]:
+    """The newest checkpoint in ``directory`` that loads and verifies: ``(path, payload, problems)``.
+
+    ``problems`` has one line per newer checkpoint that failed (file and what failed); ``(None, None,
+    problems)`` when none is good (``problems`` is empty when there is no checkpoint at all).
+    """
+    problems: list[str] = []
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            return path, load_checkpoint(path), problems
+        except CheckpointError as error:
+            problems.append(str(error))
+    return None, None, problems
 
 
 def prune_checkpoints(directory: str | Path, keep: int) -> list[Path]:

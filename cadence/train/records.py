@@ -5,6 +5,7 @@ The files themselves are written by :class:`cadence.tracking.run.RunWriter`; the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,18 @@ from cadence.tracking.run import RunWriter, git_revision, read_json
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
 
-__all__ = ["eval_record", "fit_summary", "open_run", "run_meta", "train_record", "update_best"]
+__all__ = [
+    "changed_fingerprint_keys",
+    "eval_record",
+    "fit_summary",
+    "open_run",
+    "run_meta",
+    "train_record",
+    "trainer_fingerprint",
+    "update_best",
+]
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def run_meta(
@@ -27,6 +39,7 @@ def run_meta(
     label_smoothing: float,
     callbacks: Sequence[Callback],
     with_git: bool,
+    fingerprint: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run's description for ``meta.json``; ``finished_at`` and ``wall_time`` are filled in at the end."""
     return {
@@ -45,9 +58,53 @@ def run_meta(
         "grad_clip": grad_clip,
         "label_smoothing": label_smoothing,
         "callbacks": [type(callback).__name__ for callback in callbacks],
+        "fingerprint": dict(fingerprint) if fingerprint is not None else None,
         "finished_at": None,
         "wall_time": None,
     }
+
+
+def trainer_fingerprint(trainer: Any, state: TrainState) -> dict[str, Any]:
+    """The fingerprint of a run from the Trainer's own settings (runs not made from a config).
+
+    It holds the seed, length, schedules, optimizer class and hyperparameters (as given, before any step),
+    model class and size, precision, clipping, accumulation, label smoothing, callbacks, the config when one
+    is given, and the training data's type and length.
+    """
+    from cadence.tracking.fingerprint import make_fingerprint
+
+    optimizer = trainer.optimizer
+    groups = [
+        {key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups
+    ]
+    values = {
+        "seed": trainer.seed,
+        "total_steps": state.total_steps,
+        # Without memory addresses (``<function f at 0x...>``), which differ between processes.
+        "schedules": {key: _ADDRESS.sub("", repr(value)) for key, value in trainer.schedules.items()},
+        "optimizer": {"class": type(optimizer).__name__, "groups": groups},
+        "model": {
+            "class": type(trainer.model).__name__,
+            "parameters": sum(parameter.numel() for parameter in trainer.model.parameters()),
+        },
+        "precision": trainer.precision_mode,
+        "grad_clip": trainer.grad_clip,
+        "accumulation_steps": trainer.accumulation_steps,
+        "label_smoothing": trainer.label_smoothing,
+        "callbacks": [type(callback).__name__ for callback in trainer.callbacks],
+        "config": trainer.config or {},
+        "data": {"type": type(trainer.train_data).__name__, "batches": state.steps_per_epoch},
+    }
+    return make_fingerprint(values)
+
+
+def changed_fingerprint_keys(run_dir: Path | None, fingerprint: Mapping[str, Any]) -> list[str]:
+    """Keys of ``fingerprint`` that differ from the one recorded in ``run_dir/meta.json`` (none recorded:
+    nothing to compare, an empty list)."""
+    from cadence.tracking.fingerprint import fingerprint_differences, recorded_fingerprint
+
+    recorded = recorded_fingerprint(run_dir) if run_dir is not None else None
+    return fingerprint_differences(recorded, fingerprint) if recorded is not None else []
 
 
 def open_run(
@@ -64,6 +121,7 @@ def open_run(
     grad_clip: float | None,
     label_smoothing: float,
     callbacks: Sequence[Callback],
+    fingerprint: Mapping[str, Any] | None = None,
 ) -> RunWriter:
     """The run directory's writer, started; a resume (``saved``) keeps the first start time and metrics."""
     run_dir = state.run_dir
@@ -83,6 +141,7 @@ def open_run(
         label_smoothing=label_smoothing,
         callbacks=callbacks,
         with_git=writer.enabled,
+        fingerprint=fingerprint,
     )
     if saved is not None and writer.enabled and run_dir is not None and (run_dir / "meta.json").exists():
         meta["started_at"] = read_json(run_dir / "meta.json").get("started_at")

@@ -39,16 +39,28 @@ _COUNTERS = ("step", "epoch", "batch_index", "skipped_steps", "wall_time", "last
 _OPTIONAL_COUNTERS = ("loss_start", "loss_average", "lr_peak")
 
 
-def find_checkpoint(resume: str | Path | None, run_dir: Path | None) -> dict[str, Any] | None:
-    """The checkpoint ``fit(resume=...)`` asks for: ``None``, ``"latest"`` in ``run_dir`` or a path."""
+def find_checkpoint(
+    resume: str | Path | None, run_dir: Path | None
+) -> tuple[dict[str, Any] | None, Path | None, list[str]]:
+    """The checkpoint ``fit(resume=...)`` asks for: ``(payload, path, problems)``.
+
+    ``None`` gives ``(None, None, [])``. ``"latest"`` takes the newest checkpoint in ``run_dir/checkpoints``
+    that loads and passes its checksum; ``problems`` names each newer one skipped and what failed. With no
+    checkpoint at all it gives ``(None, None, [])`` (a fresh start); when every checkpoint fails it raises
+    :class:`~cadence.train.checkpoint.CheckpointError` listing them. A path loads that file, no fallback.
+    """
     if resume is None:
-        return None
+        return None, None, []
     if resume == "latest":
         if run_dir is None:
             raise ConfigError("fit(resume='latest') needs run_dir, where the checkpoints are")
-        path = checkpoints.latest_checkpoint(run_dir / "checkpoints")
-        return None if path is None else checkpoints.load_checkpoint(path)
-    return checkpoints.load_checkpoint(resume)
+        path, payload, problems = checkpoints.select_checkpoint(run_dir / "checkpoints")
+        if path is None and problems:
+            raise checkpoints.CheckpointError(
+                f"resume: no usable checkpoint in {str(run_dir / 'checkpoints')!r}: " + "; ".join(problems)
+            )
+        return payload, path, problems
+    return checkpoints.load_checkpoint(resume), Path(resume), []
 
 
 def checkpoint_payload(
@@ -65,7 +77,7 @@ def checkpoint_payload(
 ) -> dict[str, Any]:
     """Everything a resume needs; ``epoch_rng`` is torch's generator state at the start of the epoch."""
     return {
-        "format": 1,
+        "format": checkpoints.CHECKPOINT_FORMAT,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "precision": precision.state_dict(),

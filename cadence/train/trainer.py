@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,11 @@ class Trainer:
 
     Resume: ``fit(resume="latest")`` (or a checkpoint path) restores model, optimizer, loss scaler, callback
     states, counters, the position in the data order and every RNG state, and continues as if never stopped:
-    on CPU the final parameters are bitwise identical to an uninterrupted run.
+    on CPU the final parameters are bitwise identical to an uninterrupted run. Every checkpoint is verified
+    (format and SHA-256 checksum) when loaded; ``"latest"`` falls back to the newest checkpoint that passes,
+    naming each one it skipped. The run's ``fingerprint`` (``meta.json``) is compared with the one recorded
+    before: a difference is reported (through ``log``, else as a warning) but not refused here -- refusing is
+    the command line's job (``cadence train --resume``).
 
     Example::
 
@@ -91,7 +96,10 @@ class Trainer:
     the CPU; ``label_smoothing`` needs ``num_classes`` (given, a ``num_classes`` attribute of the data, or
     the last dimension of the model's output); ``metrics`` names (``"accuracy"``) or callables
     ``metric(outputs, targets) -> float`` averaged over samples; ``progress`` is ``"auto"``/``True`` (a bar
-    on a terminal, plain lines otherwise), or ``False``; ``config`` is written to ``run_dir/config.toml``.
+    on a terminal, plain lines otherwise), or ``False``; ``config`` is written to ``run_dir/config.toml``;
+    ``fingerprint`` (see :mod:`cadence.tracking.fingerprint`; by default one made from the Trainer's own
+    settings) is recorded in ``meta.json``; ``log`` receives one-line notes (the checkpoint a resume starts
+    from, checkpoints skipped as corrupt), which otherwise go to :mod:`warnings` when they report a problem.
     Under ``torch.distributed`` (world size > 1) the model is wrapped in DDP, logged metrics are averaged over
     processes and only rank 0 writes files.
     """
@@ -130,6 +138,8 @@ class Trainer:
         csv: bool = False,
         tensorboard: bool = False,
         lr_selection: Mapping[str, Any] | None = None,
+        fingerprint: Mapping[str, Any] | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         callbacks = list(callbacks)
         check_options(
@@ -187,16 +197,23 @@ class Trainer:
         self._sharded = False
         #: How the last ``fit`` ended: "completed", "stopped", "stalled" or "diverged" (None before).
         self.status: str | None = None
+        self.fingerprint = dict(fingerprint) if fingerprint is not None else None
+        self.log = log
+        #: The checkpoint the last ``fit`` resumed from (None: a fresh start).
+        self.resumed_from: Path | None = None
 
     # ------------------------------------------------------------------ the loop
 
     def fit(self, resume: str | Path | None = None) -> TrainState:
         """Train until ``total_steps`` (or a callback's ``should_stop``); returns the final state.
 
-        ``resume="latest"`` continues from the newest checkpoint in ``run_dir/checkpoints`` (starting fresh
-        when there is none); a path resumes from that file.
+        ``resume="latest"`` continues from the newest good checkpoint in ``run_dir/checkpoints`` (starting
+        fresh when there is none; raising :class:`~cadence.train.checkpoint.CheckpointError` when every one
+        is corrupt); a path resumes from that file.
         """
-        saved = find_checkpoint(resume, self.run_dir)
+        saved, self.resumed_from, problems = find_checkpoint(resume, self.run_dir)
+        for problem in problems:
+            self._note(f"{problem}; skipping it", problem=True)
         state = self._start(saved)
         self._hooks = hook_table([*self.callbacks, *progress_callbacks(self.progress, state.is_main_process)])
         status, error = "completed", None
@@ -229,7 +246,8 @@ class Trainer:
                 if self._checkpointing and self._last_checkpoint_step != state.step:
                     self._save_checkpoint(state)
         except BaseException as exception:
-            self._finish(state, "failed", f"{type(exception).__name__}: {exception}", call_end=False)
+            with contextlib.suppress(OSError):  # e.g. a full disk: the original error is the one to see
+                self._finish(state, "failed", f"{type(exception).__name__}: {exception}", call_end=False)
             raise
         self.status = status
         self._finish(state, status, str(self._divergence) if self._divergence else error, call_end=True)
@@ -389,10 +407,16 @@ class Trainer:
             classes = infer_num_classes(self.model, self.train_data, self.device, self.channels_last)
             self.num_classes = state.num_classes = classes
         self.optimizer.zero_grad(set_to_none=True)
+        fingerprint = self.fingerprint or records.trainer_fingerprint(self, state)
         if saved is None:
             self._resolve_auto_schedules()
         else:
             self._load_checkpoint(state, saved)
+            self._note(f"resumed from step {state.step} (checkpoint {self.resumed_from})")
+            changed = records.changed_fingerprint_keys(self.run_dir, fingerprint)
+            if changed:
+                more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""
+                self._note(f"resuming with changed settings: {', '.join(changed[:8])}{more}", problem=True)
         if any(getattr(schedule, "needs_lr_finder", False) for schedule in self.schedules.values()):
             raise ConfigError("schedules: an 'auto' learning rate was not resolved by the LR finder")
         state.schedules = dict(self.schedules)
@@ -409,6 +433,7 @@ class Trainer:
             grad_clip=self.grad_clip,
             label_smoothing=self.label_smoothing,
             callbacks=self.callbacks,
+            fingerprint=fingerprint,
         )
         self._time_origin = time.perf_counter() - state.wall_time
         return state
@@ -449,6 +474,14 @@ class Trainer:
             self._writer.finish(status, error, wall_time=state.wall_time)
 
     # ------------------------------------------------------------------ pieces of the loop
+
+    def _note(self, line: str, *, problem: bool = False) -> None:
+        if not distributed.is_main_process():
+            return
+        if self.log is not None:
+            self.log(line)
+        elif problem:
+            warnings.warn(line, RuntimeWarning, stacklevel=3)
 
     def _call(self, hook: str, state: TrainState) -> None:
         for method in self._hooks[hook]:

@@ -110,7 +110,6 @@ def test_train_end_to_end(config_path, tmp_path, capsys):
     assert "seed = 1" in (run_dir / "config.toml").read_text()  # the resolved config, overrides applied
 
 
-
 class CrashError(RuntimeError):
     pass
 

@@ -42,6 +42,18 @@ def test_cifar_batches_from_directory(tmp_path):
     assert data.meta["classes"][0] == "airplane"
 
 
+def test_cifar_records_the_batch_files_and_refuses_a_wrong_path(tmp_path, monkeypatch, offline_cache):
+    write_batches(tmp_path / "cifar-10-batches-py")
+    data = load("cifar10", path=str(tmp_path), download=False)
+    recorded = {entry["name"]: entry["sha256"] for entry in data.meta["files"]}
+    assert sorted(recorded) == sorted(cifar.TRAIN_BATCHES + cifar.TEST_BATCHES)
+    raw = (tmp_path / "cifar-10-batches-py" / "test_batch").read_bytes()
+    assert recorded["test_batch"] == hashlib.sha256(raw).hexdigest()
+    write_batches(offline_cache / "cifar10")  # a cached copy must not stand in for a mistyped path
+    with pytest.raises(ConfigError, match=f"data.path '{tmp_path / 'typo'}' does not hold cifar10"):
+        load("cifar10", path=str(tmp_path / "typo"), download=False)
+
+
 class Exploit:
     def __reduce__(self):
         return (os.system, ("echo owned > owned.txt",))

@@ -81,11 +81,42 @@ def test_labels_and_images_must_match(tmp_path):
 def test_not_found_lists_everything_tried(tmp_path, monkeypatch):
     monkeypatch.setitem(idx.SOURCES["mnist"], "system", [str(tmp_path / "system")])
     with pytest.raises(ConfigError) as error:
-        load("mnist", path=str(tmp_path / "given"), download=False)
+        load("mnist", download=False)
     message = str(error.value)
-    assert str(tmp_path / "given") in message
     assert str(tmp_path / "system") in message
     assert "download=false" in message
+
+
+@pytest.mark.parametrize("given", ["missing", "empty", "partial"])
+def test_a_given_path_without_the_dataset_is_an_error_not_a_fallback(tmp_path, monkeypatch, given):
+    write_idx_set(tmp_path / "system", compress=False)  # a good copy elsewhere must not be used instead
+    monkeypatch.setitem(idx.SOURCES["mnist"], "system", [str(tmp_path / "system")])
+    directory = tmp_path / given
+    if given == "empty":
+        directory.mkdir()
+    elif given == "partial":
+        write_idx_set(directory, compress=False)
+        (directory / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(ConfigError) as error:
+        load("mnist", path=str(directory), download=False)
+    message = str(error.value)
+    assert message.startswith(f"data.path '{directory}' does not hold mnist: ")
+    expected = "no such directory" if given == "missing" else "missing "
+    assert expected in message
+    if given == "partial":
+        assert "missing t10k-labels-idx1-ubyte[.gz]" in message
+
+
+def test_the_files_read_are_recorded_with_their_sha256(tmp_path):
+    write_idx_set(tmp_path / "fashion", compress=True)
+    data = load("fashion-mnist", path=str(tmp_path / "fashion"), download=False)
+    recorded = {entry["name"]: entry for entry in data.meta["files"]}
+    assert sorted(recorded) == sorted(f"{stem}.gz" for stem in idx.SPLIT_FILES.values())
+    for name, entry in recorded.items():
+        raw = (tmp_path / "fashion" / name).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(raw).hexdigest()
+        assert entry["bytes"] == len(raw)
+        assert entry["path"] == str((tmp_path / "fashion" / name).resolve())
 
 
 def test_download_from_mirror_with_checksums(tmp_path, monkeypatch, offline_cache):

@@ -52,3 +52,34 @@ def test_image_folder_needs_a_path_and_class_folders(tmp_path):
     (tmp_path / "only").mkdir()
     with pytest.raises(ConfigError, match="at least 2"):
         load("image-folder", path=str(tmp_path))
+
+
+def test_image_folder_records_one_checksum_per_folder_over_the_images_read(tmp_path):
+    import hashlib
+
+    from cadence.tracking.fingerprint import make_fingerprint, stale_reason
+
+    write_folder(tmp_path / "train")
+    (tmp_path / "train" / "rock" / "notes.txt").write_text("not an image, not read")
+    data = load("image-folder", path=str(tmp_path / "train"))
+    (entry,) = data.meta["files"]
+    root = tmp_path / "train"
+    lines = "".join(
+        f"{file.relative_to(root).as_posix()}\t{hashlib.sha256(file.read_bytes()).hexdigest()}\n"
+        for file in sorted(root.rglob("*"))
+        if file.suffix in (".png", ".jpg")
+    )
+    assert (entry["name"], entry["kind"], entry["files"]) == ("image-folder:path", "folder", 9)
+    assert entry["sha256"] == hashlib.sha256(lines.encode()).hexdigest()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    fingerprint = make_fingerprint({"data": {"name": "image-folder"}}, data_files=data.meta["files"])
+    (run_dir / "meta.json").write_text(__import__("json").dumps({"fingerprint": fingerprint}))
+    expected = make_fingerprint({"data": {"name": "image-folder"}})
+    assert stale_reason(run_dir, expected) is None
+    (tmp_path / "train" / "rock" / "notes.txt").write_text("still not read")
+    assert stale_reason(run_dir, expected) is None
+    Image.new("RGB", (7, 5), (1, 2, 3)).save(tmp_path / "train" / "rock" / "0.png")  # another size too
+    assert stale_reason(run_dir, expected) == (
+        f"its data folder {str((tmp_path / 'train').resolve())!r} changed (SHA-256 over its files differs)"
+    )

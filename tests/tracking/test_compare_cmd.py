@@ -106,6 +106,9 @@ def test_interrupted_run_resumes_from_its_checkpoint(configs, write_run, tmp_pat
     out = tmp_path / "out"
     interrupted = out / "runs" / "baseline" / "seed-0"
     write_run(interrupted, seed=0, accuracies=[0.5], status="running", write_summary=False)
+    meta = json.loads((interrupted / "meta.json").read_text())
+    meta["fingerprint"] = {"values": {}}  # runs recorded before fingerprints are started afresh instead
+    (interrupted / "meta.json").write_text(json.dumps(meta))
     (interrupted / "checkpoints").mkdir()
     (interrupted / "checkpoints" / "step-00000010.pt").write_bytes(b"")
     commands: list[list[str]] = []
