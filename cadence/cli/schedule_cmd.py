@@ -219,6 +219,13 @@ def _from_file(
         else:
             lr_table[rest if prefix == "lr" and rest else key] = value
     tables = {"lr": lr_table} if momentum_table is None else {"lr": lr_table, "momentum": momentum_table}
+    for target, schedule_table in tables.items():
+        name = schedule_table.get("name")
+        if not isinstance(name, str) or name not in SCHEDULES:
+            raise ConfigError(
+                f"{path}: the {target} schedule's name = {name!r} is not a schedule; "
+                f"valid names: {', '.join(SCHEDULES)}"
+            )
     run_steps = _run_steps(document.get("train"), steps_per_epoch)
     tables = _in_steps(path, tables, run_steps, steps_per_epoch)
     momentum = tables.get("momentum")

@@ -147,3 +147,9 @@ def test_schedule_output_prints_the_path_it_writes(
 def test_schedule_output_with_an_unknown_suffix_is_refused(tmp_path: Path, capsys) -> None:
     assert main([*README_CYCLIC, "--output", str(tmp_path / "clr.txt")]) == 2
     assert "cannot draw a .txt file; use one of .png, .svg, .pdf" in _one_error_line(capsys, "schedule")
+
+
+def test_train_on_a_device_that_is_not_there(config, tmp_path: Path, capsys) -> None:
+    argv = ["train", str(config), "--set", "train.device=tpu9", "--run-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert "train.device = 'tpu9': not a device" in _one_error_line(capsys, "train")
