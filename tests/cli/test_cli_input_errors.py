@@ -153,3 +153,13 @@ def test_train_on_a_device_that_is_not_there(config, tmp_path: Path, capsys) -> 
     argv = ["train", str(config), "--set", "train.device=tpu9", "--run-dir", str(tmp_path / "run")]
     assert main(argv) == 2
     assert "train.device = 'tpu9': not a device" in _one_error_line(capsys, "train")
+
+
+def test_a_diverged_run_reports_without_traceback(config, tmp_path: Path, capsys) -> None:
+    argv = ["train", str(config), "--set", "schedule.name=constant", "--set", "schedule.value=1e12"]
+    argv += ["--set", "train.epochs=3", "--run-dir", str(tmp_path / "run")]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "cadence train: diverged after" in captured.out
+    assert "val_loss None" in captured.out
