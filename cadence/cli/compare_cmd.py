@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cadence.cli.compare_checks import check_target, first_error_line, validate_configs
 from cadence.errors import ConfigError
 from cadence.tracking.compare import (
     RunRecord,
@@ -305,16 +306,38 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise ConfigError("--set applies to runs that compare starts; it cannot change finished --runs")
 
 
+def _report_failures(jobs: Sequence[RunJob], runs: Sequence[RunRecord]) -> int:
+    """Print one line per run that failed (not a diverged run: that is a result); returns how many."""
+    failed = 0
+    for job, record in zip(jobs, runs):
+        if record.usable or record.status == "diverged":
+            continue
+        failed += 1
+        reason = first_error_line(job.log_path, record.error)
+        print(f"cadence compare: {job.name} seed {job.seed} {record.status}: {reason}")
+    return failed
+
+
 def run(args: argparse.Namespace, *, launcher: Launcher | None = None) -> int:
-    """Entry point of ``cadence compare`` (``launcher`` replaces process start-up in tests)."""
+    """Entry point of ``cadence compare`` (``launcher`` replaces process start-up in tests).
+
+    Every config with every ``--set`` and the ``--target`` metric are checked before the first run starts.
+    Returns 0 when every run completed or diverged, 1 when a run failed (its first error line is printed).
+    """
     _check_arguments(args)
     target = parse_target(args.target) if args.target else None
     out = Path(args.out or DEFAULT_OUT)
     order: list[str] | None = None
+    failed = 0
     if args.runs:
         runs = [load_run(path) for path in find_run_dirs(args.runs)]
+        if target is not None:
+            check_target(target[0], runs)
     else:
         jobs = plan_jobs(args.configs, args.seeds, out, args.overrides)
+        validate_configs(list(dict.fromkeys(job.config for job in jobs)), args.overrides)
+        if target is not None:
+            check_target(target[0])
         print(
             f"cadence compare: {len(args.configs)} config(s) x {args.seeds} seed(s) = {len(jobs)} runs, "
             f"{args.jobs} at a time, {_threads_per_job(args.jobs)} thread(s) each -> {out}",
@@ -327,6 +350,7 @@ def run(args: argparse.Namespace, *, launcher: Launcher | None = None) -> int:
         )
         runs = _load_job_runs(jobs)
         order = list(dict.fromkeys(job.name for job in jobs))
+        failed = _report_failures(jobs, runs)
     comparison = compare_runs(runs, target=target, order=order)
     paths = write_report(comparison, runs, out, title=args.title, plots=not args.no_plots)
     print()
@@ -335,4 +359,9 @@ def run(args: argparse.Namespace, *, launcher: Launcher | None = None) -> int:
     print(f"report: {paths['html']}")
     print(f"        {paths['markdown']}, {paths['results']}")
     usable = sum(1 for run_record in runs if run_record.usable)
-    return 0 if usable else 1
+    if failed:
+        print(
+            f"cadence compare: {failed} run(s) failed; see the lines above and {out / 'logs'}",
+            file=sys.stderr,
+        )
+    return 0 if usable and not failed else 1

@@ -62,12 +62,25 @@ def _split(pair: Any, val_fraction: float) -> tuple[tuple[Any, Any], tuple[Any, 
     return (pair.inputs[val], pair.targets[val]), (pair.inputs[test], pair.targets[test])
 
 
+def _load(load_member: Any, path: Path, model_factory: Any) -> Any:
+    """One saved model; a file that is not a readable state dict of the run's model is a ConfigError."""
+    try:
+        return load_member(path, model_factory)
+    except ConfigError as error:  # one line: a shape mismatch lists every tensor on lines of its own
+        raise ConfigError(str(error).strip().splitlines()[0]) from None
+    except Exception as error:  # torch.load raises many types for a truncated or foreign file
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(f"{path}: not a readable snapshot of this run's model ({reason})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from cadence.config import build_experiment, load_config
+    from cadence.config.check import check_device
     from cadence.ensembles import collect_outputs, evaluate_ensemble, load_member
 
+    check_device(args.device, "--device")
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"run directory not found: {run_dir}")
@@ -97,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     def model_factory() -> torch.nn.Module:
         return copy.deepcopy(template)
 
-    members = [load_member(path, model_factory).to(args.device) for path in files]
+    members = [_load(load_member, path, model_factory).to(args.device) for path in files]
     val, test = _split(experiment.data.test, args.val_fraction)
     report = evaluate_ensemble(
         members,
@@ -114,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("swa_model.pt", "ema_model.pt"):
         path = run_dir / name
         if path.is_file():
-            model = load_member(path, model_factory).to(args.device)
+            model = _load(load_member, path, model_factory).to(args.device)
             scores = {}
             for split, data in (("val", val), ("test", test)):
                 outputs, labels = collect_outputs([model], data, device=args.device)

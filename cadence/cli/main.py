@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from cadence.errors import ConfigError, MissingDependencyError
 
@@ -25,8 +26,28 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: subcommand -> the options (argparse destinations) that name a directory the command writes into
+DIRECTORY_OPTIONS: dict[str, tuple[str, ...]] = {
+    "demo": ("out",),
+    "train": ("run_dir",),
+    "find-lr": ("output",),
+    "compare": ("out",),
+}
+
+
 class UsageError(ConfigError):
     """Bad command-line usage: printed as one line, exit code 2."""
+
+
+def check_directory_option(option: str, value: str | Path) -> None:
+    """Refuse an output directory that is a file, or lies below one, before anything is computed."""
+    path = Path(value)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "is a file" if candidate == path else f"lies below the file {candidate}"
+                raise UsageError(f"{option} {value}: {where}; give a directory")
+            return
 
 
 def build_parser(load_subcommands: str | None = None) -> argparse.ArgumentParser:
@@ -45,6 +66,13 @@ def build_parser(load_subcommands: str | None = None) -> argparse.ArgumentParser
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
@@ -53,15 +81,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cadence: unknown command {command!r}; choose one of: {choices}", file=sys.stderr)
         return 2
     parser = build_parser(load_subcommands=command)
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # report a mistyped option with the subcommand's usage, not the top-level one
+            subparser = _subparser(parser, args.command)
+            (subparser or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exit_:  # --help, --version and usage errors (argparse printed the message)
+        return exit_.code if isinstance(exit_.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 2
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     try:
+        for destination in DIRECTORY_OPTIONS.get(args.command, ()):
+            value = getattr(args, destination, None)
+            if value is not None:
+                check_directory_option("--" + destination.replace("_", "-"), value)
         return int(module.run(args) or 0)
     except (ConfigError, MissingDependencyError, FileNotFoundError) as error:
         print(f"cadence {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a path the user gave cannot be read or written
+        detail = f"{error.strerror}: {error.filename}" if error.strerror and error.filename else str(error)
+        print(f"cadence {args.command}: error: {detail}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cadence {args.command}: interrupted", file=sys.stderr)

@@ -7,6 +7,9 @@ Draws the LR (and momentum, when there is one) against the step to a PNG, with e
     cadence schedule cyclic --set base_lr=1e-3 --set max_lr=6e-3 --set step_size_up=200 --output clr.png
     cadence schedule --config configs/run.toml
 
+Nothing is written unless ``--output`` names the plot file: ``.png``, ``.svg`` or ``.pdf``; a name without a
+suffix gets ``.png``; an existing directory gets ``NAME.png`` inside it. The path written is printed.
+
 A config file holds a ``[schedule]`` table (``name = "..."`` plus arguments), or ``[schedule.lr]`` and
 ``[schedule.momentum]`` tables. Training configs work as they are: ``*_epochs`` keys are converted and a
 missing ``total_steps`` is the run's length from ``[train]`` (``epochs`` needs ``--steps-per-epoch``).
@@ -39,13 +42,15 @@ from cadence.schedules.base import check_integer
 from cadence.schedules.combinators import Repeat
 from cadence.schedules.recipes import RampSustainDecay
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["PLOT_SUFFIXES", "add_arguments", "plot_path", "run"]
 
 #: at most this many points are drawn; longer schedules are sampled evenly
 MAX_POINTS = 20_000
 #: at most this many rows in the printed table
 MAX_ROWS = 60
 _MOMENTUM_KEYS = ("base_momentum", "max_momentum")
+#: file types ``--output`` can be (matplotlib writes them without extra packages)
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--steps-per-epoch", metavar="N", help="also show epochs (a second axis and a column)"
     )
-    parser.add_argument("--output", metavar="PNG", help="where to write the plot (default: NAME.png)")
-    parser.add_argument("--no-plot", action="store_true", help="print the table only (no matplotlib needed)")
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        help="draw the schedule into FILE (.png, .svg or .pdf; no suffix: .png is added; a directory: "
+        "DIR/NAME.png); without --output only the table is printed",
+    )
+    parser.add_argument("--no-plot", action="store_true", help="print the table only (the default)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,12 +99,33 @@ def run(args: argparse.Namespace) -> int:
     else:
         total = run_steps if run_steps is not None else _default_steps(lr)
 
+    output = None if args.output is None else plot_path(args.output, lr.call_name)
+    if output is not None and args.no_plot:
+        raise ConfigError("give --output FILE to draw the schedule or --no-plot, not both")
     _print_table(lr, momentum, total, steps_per_epoch, note)
-    if not args.no_plot:
-        output = Path(args.output) if args.output else Path(f"{lr.call_name}.png")
+    if output is not None:
         _plot(lr, momentum, total, steps_per_epoch, output, note)
         print(f"wrote {output}")
     return 0
+
+
+def plot_path(output: str, name: str) -> Path:
+    """The file ``--output`` names: a directory gets ``NAME.png`` inside, a name without suffix ``.png``."""
+    path = Path(output)
+    if path.is_dir():
+        return path / f"{name}.png"
+    if not path.suffix:
+        return path.with_name(path.name + ".png")
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise ConfigError(
+            f"--output {output}: cannot draw a {path.suffix} file; use one of {', '.join(PLOT_SUFFIXES)}"
+        )
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--output {output}: {parent} is a file, not a directory")
+            break
+    return path
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -157,8 +188,14 @@ def _from_file(
 ) -> tuple[Schedule, Schedule | None, int | None]:
     """The LR and momentum schedules of a config file, and the run's length in steps when it is known."""
     toml = _toml()
+    if path.is_dir():
+        raise ConfigError(f"--config {path}: is a directory; give a TOML file")
     try:
-        document = toml.loads(path.read_text())
+        document = toml.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--config {path}: cannot read it ({error})") from None
     except toml.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
     table = document.get("schedule", document)
@@ -182,6 +219,13 @@ def _from_file(
         else:
             lr_table[rest if prefix == "lr" and rest else key] = value
     tables = {"lr": lr_table} if momentum_table is None else {"lr": lr_table, "momentum": momentum_table}
+    for target, schedule_table in tables.items():
+        name = schedule_table.get("name")
+        if not isinstance(name, str) or name not in SCHEDULES:
+            raise ConfigError(
+                f"{path}: the {target} schedule's name = {name!r} is not a schedule; "
+                f"valid names: {', '.join(SCHEDULES)}"
+            )
     run_steps = _run_steps(document.get("train"), steps_per_epoch)
     tables = _in_steps(path, tables, run_steps, steps_per_epoch)
     momentum = tables.get("momentum")

@@ -102,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
-        final = ", ".join(f"{key} {value:.4g}" for key, value in summary.get("final", {}).items())
+        final = ", ".join(
+            f"{key} {value:.4g}" if isinstance(value, (int, float)) else f"{key} {value}"
+            for key, value in summary.get("final", {}).items()
+        )
         status, steps = summary.get("status"), summary.get("steps")
         print(f"cadence train: {status} after {steps} steps; {final}; run: {run_dir}")
         if summary.get("status") == "stalled":

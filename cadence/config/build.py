@@ -100,6 +100,9 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
     load_options = {key: value for key, value in data_table.items() if key not in DATA_LOADER_KEYS}
     data = _prefixed("data", lambda: load(data_table["name"], **load_options))
 
+    from cadence.config.check import check_device
+
+    check_device(train.get("device", "auto"))  # one line for a device that is not there, not a traceback
     distributed.init_from_env()
     rank, world_size = distributed.get_rank(), distributed.get_world_size()
     device = (

@@ -50,7 +50,7 @@ def _schedule_from_table(
     if "name" not in table:
         raise ConfigError(f"{where} needs a name; valid names: {', '.join(SCHEDULES)}")
     name = table["name"]
-    if name not in SCHEDULES:
+    if not isinstance(name, str) or name not in SCHEDULES:
         raise ConfigError(
             f"{where}.name = {_toml_repr(name)}: unknown schedule{_hint(str(name), list(SCHEDULES))}; "
             f"valid names: {', '.join(SCHEDULES)}"

@@ -6,6 +6,11 @@ of a set of runs as ``{file name: PNG bytes}`` for the report to embed.
 
 Curves of the runs of one configuration are put on a common grid (by linear interpolation) and drawn as the
 mean over seeds with a shaded min–max band, so one lucky seed cannot pass for the typical result.
+
+Conventions: accuracies are drawn in percent, like the tables. Runs that diverged (or failed) never set the
+axis range: the limits come from the usable runs (:func:`axis_limits`), and a diverged curve is drawn
+clipped to them, dashed, ending in an ``x`` where it left the plot or stopped, with "(diverged, clipped)" in
+its legend entry. Only when no run is usable do the others set the range.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from cadence.tracking.records import RunRecord
 from cadence.tracking.stats import higher_is_better
 
 __all__ = [
+    "axis_limits",
     "band_over_seeds",
     "comparison_plots",
     "plot_curves",
@@ -43,6 +49,49 @@ def _png(figure) -> bytes:
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     _pyplot().close(figure)
     return buffer.getvalue()
+
+
+def _percent(key: str, values: np.ndarray) -> bool:
+    """Accuracy-like values stored as fractions are drawn in percent (as the tables show them)."""
+    finite = values[np.isfinite(values)]
+    return "accuracy" in key.lower() and finite.size > 0 and bool(np.all((finite >= 0) & (finite <= 1)))
+
+
+def axis_limits(
+    curves: Sequence[np.ndarray], *, log: bool = False, margin: float = 0.05
+) -> tuple[float, float] | None:
+    """``(low, high)`` covering the finite values of ``curves`` (positive ones on a log axis), with a margin.
+
+    Pass only the curves of usable runs: a diverged run's values then cannot stretch the axis. ``None`` when
+    there is nothing to cover.
+    """
+    values = (
+        np.concatenate([np.asarray(curve, float).ravel() for curve in curves]) if curves else np.array([])
+    )
+    values = values[np.isfinite(values)]
+    if log:
+        values = values[values > 0]
+    if values.size == 0:
+        return None
+    low, high = float(values.min()), float(values.max())
+    if log:
+        span = np.log10(high) - np.log10(low) if high > low else 1.0
+        return float(10 ** (np.log10(low) - margin * span)), float(10 ** (np.log10(high) + margin * span))
+    span = high - low if high > low else max(abs(high), 1.0)
+    return low - margin * span, high + margin * span
+
+
+def _draw_clipped(ax, x: np.ndarray, y: np.ndarray, limits: tuple[float, float], **style) -> None:
+    """A diverged run's curve: clipped to ``limits``, dashed, with an ``x`` at its last drawn point."""
+    low, high = limits
+    outside = np.nonzero((y < low) | (y > high) | ~np.isfinite(y))[0]
+    end = int(outside[0]) + 1 if outside.size else y.size
+    shown_x, shown_y = x[:end], np.clip(np.nan_to_num(y[:end], nan=high, posinf=high, neginf=low), low, high)
+    ax.plot(shown_x, shown_y, linestyle="--", linewidth=1.2, **style)
+    if shown_x.size:
+        ax.plot(
+            shown_x[-1:], shown_y[-1:], marker="x", markersize=8, linestyle="none", color=style.get("color")
+        )
 
 
 def _groups(runs: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
@@ -106,40 +155,50 @@ def plot_curves(
     """Mean curve and min–max band per configuration of ``key`` against ``axis`` ("step" or "time").
 
     ``source`` is "train" (the logged training loss, smoothed) or "eval". ``None`` when no run has the key.
+    Configurations without a usable run are drawn clipped to the usable runs' range (see the module notes).
     """
     plt = _pyplot()
-    figure, ax = plt.subplots(figsize=(6.4, 3.8))
-    drawn = False
+    log = key == "loss" or (source == "train" and not higher_is_better(key))
+    bands: list[tuple[int, str, int, bool, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = []
     for index, (name, members) in enumerate(_groups(runs).items()):
+        usable = any(run.usable for run in members)
         curves = [_series(run, source, key, axis) for run in members]
         curves = [(x, y) for x, y in curves if x.size]
         if source == "train":
             curves = [(x, _smooth(y, max(1, x.size // 50))) for x, y in curves]
         band = band_over_seeds(curves)
-        if band is None:
-            continue
-        grid, mean, low, high = band
+        if band is not None:
+            bands.append((index, name, len(curves), usable, band))
+    if not bands:
+        return None
+    percent = _percent(key, np.concatenate([band[1] for *_, band in bands]))
+    scale = 100.0 if percent else 1.0
+    reference = [band[2:] for *_, usable, band in bands if usable] or [band[2:] for *_, band in bands]
+    limits = axis_limits([values * scale for pair in reference for values in pair], log=log)
+    figure, ax = plt.subplots(figsize=(6.4, 3.8))
+    for index, name, count, usable, (grid, mean, low, high) in bands:
         color = _COLORS[index % len(_COLORS)]
-        label = f"{name} ({len(curves)} seed{'s' if len(curves) != 1 else ''})"
+        label = f"{name} ({count} seed{'s' if count != 1 else ''})"
+        if not usable and limits is not None and any(run.usable for run in runs):
+            _draw_clipped(ax, grid, mean * scale, limits, color=color, label=f"{label} (diverged, clipped)")
+            continue
         ax.plot(
             grid,
-            mean,
+            mean * scale,
             color=color,
             label=label,
             linewidth=1.5,
             marker="o" if grid.size < 30 else None,
             markersize=3,
         )
-        if len(curves) > 1:
-            ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
-        drawn = True
-    if not drawn:
-        plt.close(figure)
-        return None
+        if count > 1:
+            ax.fill_between(grid, low * scale, high * scale, color=color, alpha=0.2, linewidth=0)
     ax.set_xlabel("optimizer step" if axis == "step" else "wall time (s)")
-    ax.set_ylabel(key)
-    if key == "loss" or (source == "train" and not higher_is_better(key)):
+    ax.set_ylabel(f"{key} (%)" if percent else key)
+    if log:
         ax.set_yscale("log")
+    if limits is not None:
+        ax.set_ylim(*limits)
     ax.set_title(title or f"{key} vs {'steps' if axis == 'step' else 'wall time'} (mean, min–max band)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -147,29 +206,43 @@ def plot_curves(
 
 
 def plot_schedules(runs: Sequence[RunRecord]) -> bytes | None:
-    """LR (top) and momentum (bottom, when logged) against step, one line per configuration (first seed)."""
+    """LR (top) and momentum (bottom, when logged) against step, one line per configuration (first seed).
+
+    The axes cover the configurations with a usable run; one whose runs all diverged is drawn clipped.
+    """
     plt = _pyplot()
     groups = _groups(runs)
     has_momentum = any(
         "momentum" in record for members in groups.values() for run in members for record in run.train[:5]
     )
-    figure, axes = plt.subplots(
-        2 if has_momentum else 1, 1, figsize=(6.4, 5.2 if has_momentum else 3.2), sharex=True, squeeze=False
-    )
-    drawn = False
+    keys = ["lr", "momentum"] if has_momentum else ["lr"]
+    lines: list[tuple[int, str, bool, dict[str, tuple[np.ndarray, np.ndarray]]]] = []
     for index, (name, members) in enumerate(groups.items()):
-        run = next((run for run in members if run.train), None)
-        if run is None:
-            continue
-        color = _COLORS[index % len(_COLORS)]
-        for row, key in enumerate(["lr", "momentum"] if has_momentum else ["lr"]):
-            x, y = _series(run, "train", key, "step")
-            if x.size:
-                axes[row][0].plot(x, y, color=color, label=name, linewidth=1.5)
-                drawn = True
-    if not drawn:
-        plt.close(figure)
+        run = next((run for run in members if run.usable and run.train), None)
+        run = run or next((run for run in members if run.train), None)
+        if run is not None:
+            series = {key: _series(run, "train", key, "step") for key in keys}
+            lines.append((index, name, run.usable, series))
+    if not any(x.size for *_, series in lines for x, _ in series.values()):
         return None
+    figure, axes = plt.subplots(
+        len(keys), 1, figsize=(6.4, 5.2 if has_momentum else 3.2), sharex=True, squeeze=False
+    )
+    any_usable = any(usable for _, _, usable, _ in lines)
+    for row, key in enumerate(keys):
+        reference = [series[key][1] for _, _, usable, series in lines if usable or not any_usable]
+        limits = axis_limits(reference)
+        for index, name, usable, series in lines:
+            x, y = series[key]
+            if not x.size:
+                continue
+            color = _COLORS[index % len(_COLORS)]
+            if not usable and any_usable and limits is not None:
+                _draw_clipped(axes[row][0], x, y, limits, color=color, label=f"{name} (diverged, clipped)")
+            else:
+                axes[row][0].plot(x, y, color=color, label=name, linewidth=1.5)
+        if limits is not None:
+            axes[row][0].set_ylim(*limits)
     axes[0][0].set_ylabel("learning rate")
     axes[0][0].set_title("schedules")
     axes[0][0].legend(fontsize=8)
@@ -228,8 +301,11 @@ def plot_lr_finder(runs: Sequence[RunRecord]) -> bytes | None:
         color = colors[members[0].name]
         if len(members) == 1:
             label = f"{members[0].name} seed {members[0].seed}"
-        else:
-            label = ", ".join(dict.fromkeys(run.name for run in members)) + f" ({len(members)} runs)"
+        else:  # one curve is one sweep, however many runs took their LR from it
+            label = (
+                ", ".join(dict.fromkeys(run.name for run in members))
+                + f" (1 sweep, used by {len(members)} runs)"
+            )
         ax.plot(lrs, losses, color=color, alpha=0.8, linewidth=1.2, label=label)
         if chosen:
             ax.axvline(chosen, color=color, linestyle="--", linewidth=0.8)

@@ -25,7 +25,7 @@ from typing import Any
 from cadence.errors import MissingDependencyError
 from cadence.tracking.compare import write_results_json
 from cadence.tracking.records import RunRecord
-from cadence.tracking.tables import table_rows
+from cadence.tracking.tables import format_seconds, table_rows
 
 __all__ = ["render_html", "render_markdown", "write_report"]
 
@@ -35,7 +35,8 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
        color: #222; line-height: 1.45; padding: 0 1em; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-top: 1.6em; }
 .meta { color: #666; font-size: 0.9em; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+.table-wrap { overflow-x: auto; max-width: 100%; margin: 0.8em 0; }
+table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
 td { white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
@@ -71,7 +72,7 @@ def _run_rows(comparison: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                     "—" if run["seed"] is None else str(run["seed"]),
                     status,
                     "—" if run["steps"] is None else str(run["steps"]),
-                    "—" if run["wall_time"] is None else f"{run['wall_time']:.1f}",
+                    format_seconds(run["wall_time"]),
                     shown,
                     run["path"],
                 ]
@@ -102,9 +103,11 @@ def _schedule_lines(comparison: dict[str, Any]) -> list[tuple[str, str]]:
 def _note(comparison: dict[str, Any]) -> str:
     metric = comparison.get("primary_metric") or "the metric"
     return (
-        f"Values are mean ± sample standard deviation over seeds (accuracies in percent); "
-        f"the significance tests compare final {metric} against the first configuration. "
-        "Failed, diverged and incomplete runs are listed but left out of the statistics."
+        f"Values are mean ± sample standard deviation over seeds; accuracies are in percent, in the tables "
+        f"and on the plot axes. The significance tests compare final {metric} against the first "
+        "configuration; each confidence interval comes from the same Welch test as its verdict. Failed, "
+        "diverged and incomplete runs are listed with their real cost but left out of the statistics and of "
+        "the plot axis ranges (a diverged curve is drawn dashed and clipped, ending in an x)."
     )
 
 
@@ -141,7 +144,8 @@ def _html_table(header: list[str], rows: list[list[str]], failed_rows: set[int] 
     for index, row in enumerate(rows):
         css = ' class="failed"' if index in failed_rows else ""
         body.append(f"<tr{css}>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="table-wrap">{table}</div>'  # a wide table scrolls inside its box, not the page
 
 
 def render_html(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["format_cell", "format_table", "table_rows"]
+from cadence.tracking.stats import higher_is_better
+
+__all__ = ["format_cell", "format_seconds", "format_table", "format_target", "table_rows"]
 
 
 def _scale_for(metric: str, summary: dict[str, Any]) -> float:
@@ -22,6 +24,23 @@ def format_cell(summary: dict[str, Any] | None, metric: str = "", digits: int = 
     if summary["n"] == 1 or summary.get("std") is None:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {summary['std'] * scale:.{digits}f}"
+
+
+def format_seconds(value: float | None) -> str:
+    """Seconds with one decimal; below 1 s two significant digits, so a short run never reads as 0.0."""
+    if value is None:
+        return "—"
+    return f"{value:.1f}" if value >= 1 or value == 0 else f"{value:.2g}"
+
+
+def format_target(metric: str, value: float, label: str | None = None) -> str:
+    """``"val_accuracy≥90%"``: an accuracy fraction in percent (like the tables); ``≤`` for losses. ``label``
+    names the metric in its place (``"test accuracy≥90%"``)."""
+    sign = "≥" if higher_is_better(metric) else "≤"
+    shown = label or metric
+    if "accuracy" in metric.lower() and 0.0 <= value <= 1.0:
+        return f"{shown}{sign}{value * 100:g}%"
+    return f"{shown}{sign}{value:g}"
 
 
 def table_rows(comparison: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -46,10 +65,8 @@ def table_rows(comparison: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 extra_keys.append(key)
     header += extra_keys
     if target:
-        header += [
-            f"steps to {labels.get(target['metric'], target['metric'])}≥{target['value']:g}",
-            "seconds to target",
-        ]
+        shown_target = format_target(target["metric"], target["value"], labels.get(target["metric"]))
+        header += [f"steps to {shown_target}", "seconds to target"]
     header += ["steps", "wall time (s)", "total cost (s)"]
     rows = []
     for group in comparison["groups"]:
@@ -74,7 +91,7 @@ def table_rows(comparison: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         row += [
             format_cell(group["steps"], "steps", 0),
             format_cell(group["wall_time"], "", 1),
-            f"{group['total_cost_seconds']:.1f}",
+            format_seconds(group["total_cost_seconds"]),
         ]
         rows.append(row)
     return header, rows

@@ -12,6 +12,8 @@ import pytest
 from cadence.cli import compare_cmd
 from cadence.cli.main import main
 
+TINY_CONFIG = '[data]\nname = "synthetic"\n\n[model]\nname = "mlp"\n\n[train]\nepochs = 1\n'
+
 
 class FinishedProcess:
     def __init__(self, return_code: int) -> None:
@@ -35,7 +37,7 @@ def configs(tmp_path: Path) -> list[Path]:
     paths = []
     for name in ("baseline", "candidate"):
         path = tmp_path / f"{name}.toml"
-        path.write_text("[train]\nepochs = 1\n")
+        path.write_text(TINY_CONFIG)
         paths.append(path)
     return paths
 
@@ -96,7 +98,7 @@ def test_process_without_run_record_is_a_failed_run(configs, write_run, tmp_path
 
     out = tmp_path / "out"
     args = _args(configs=[str(path) for path in configs], seeds=2, out=str(out), no_plots=True)
-    assert compare_cmd.run(args, launcher=launch) == 0
+    assert compare_cmd.run(args, launcher=launch) == 1
     results = json.loads((out / "results.json").read_text())
     assert [run["status"] for run in results["groups"][1]["runs"]] == ["failed", "failed"]
     assert "left no run record" in results["failed_runs"][0]["error"]
