@@ -103,7 +103,7 @@ def nothing_trains(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(config_package, "run_config", _check_only)
     monkeypatch.setattr(config_package, "build_experiment", _check_then_stop)
-    monkeypatch.setattr(demo_cmd, "find_demo_lr", _stop)
+    monkeypatch.setattr(demo_cmd, "choose_demo_lr", _stop)
     monkeypatch.setattr(compare_cmd, "_launch", _fake_run)
 
 
