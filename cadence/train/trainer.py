@@ -31,7 +31,14 @@ from cadence.train.resume import (
     schedule_configs,
     write_checkpoint,
 )
-from cadence.train.setup import count_train_batches, prepare_model, progress_callbacks, shard_train_data
+from cadence.train.setup import (
+    count_train_batches,
+    prepare_model,
+    progress_callbacks,
+    restore_rank_rng,
+    seed_rank,
+    shard_train_data,
+)
 from cadence.train.state import TrainState
 from cadence.train.targets import data_num_classes, infer_num_classes, output_classes, smoothed_one_hot
 
@@ -71,8 +78,9 @@ class Trainer:
     the schedules see. :class:`~cadence.train.state.TrainState` is the single source of truth; callbacks read
     and write its fields only.
 
-    ``fit`` seeds Python's ``random``, numpy and torch with ``seed`` before anything else (the model's
-    initialisation happened before, under the caller's seed).
+    ``fit`` seeds Python's ``random``, numpy and torch with ``seed + rank`` before anything else (the model's
+    initialisation happened before, under the caller's seed; DDP broadcasts rank 0's weights), so dropout
+    and augmentation draw a different stream on each rank.
 
     Resume: ``fit(resume="latest")`` (or a checkpoint path) restores model, optimizer, loss scaler, callback
     states, counters, the position in the data order and every RNG state, and continues as if never stopped:
@@ -197,7 +205,7 @@ class Trainer:
         try:
             self._call("on_fit_start", state)
             if saved is not None:  # after on_fit_start, so the RNG streams continue exactly
-                checkpoints.restore_rng_state(saved["rng"])
+                restore_rank_rng(saved["rng"], self.seed, state.rank, state.step)
             while state.step < state.total_steps and not state.should_stop:
                 self._run_epoch(state)
             if self._divergence is not None:
@@ -360,7 +368,7 @@ class Trainer:
             train_data=self.train_data,
         )
         self.state = state
-        checkpoints.seed_everything(self.seed)
+        seed_rank(self.seed, rank)  # each rank its own dropout/augmentation stream; seed + 0 on rank 0
         if self.label_smoothing and self.num_classes is None:
             classes = infer_num_classes(self.model, self.train_data, self.device, self.channels_last)
             self.num_classes = state.num_classes = classes

@@ -1,0 +1,65 @@
+"""DDP correctness on two gloo ranks: per-rank randomness, torchrun without init, default shards, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from distributed_helpers import load_results, save_result
+from test_trainer_ddp import BATCH, EXAMPLES, make_data, parameters_of
+from torch import nn
+
+from cadence.callbacks import Callback
+from cadence.data import TensorLoader
+from cadence.train.trainer import Trainer
+
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
+
+
+class RecordDropoutMasks(Callback):
+    """Draws a dropout mask from the global generator at every batch, as the model's dropout does."""
+
+    def __init__(self) -> None:
+        self.masks: list[torch.Tensor] = []
+
+    def on_batch_start(self, state) -> None:
+        self.masks.append(nn.functional.dropout(torch.ones(32), 0.5, training=True))
+
+
+def dropout_worker(rank: int, directory: Path) -> None:
+    inputs, targets = make_data()
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 32), nn.Dropout(0.5), nn.Tanh(), nn.Linear(32, 3))
+    initial = parameters_of(model)
+    recorder = RecordDropoutMasks()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.functional.cross_entropy,
+        TensorLoader(inputs, targets, BATCH, seed=5, rank=rank, world_size=2),
+        epochs=1,
+        device="cpu",
+        progress=False,
+        callbacks=[recorder],
+        seed=7,
+    )
+    trainer.fit()
+    save_result(
+        directory,
+        rank,
+        {"masks": recorder.masks, "initial": initial, "final": parameters_of(trainer.model)},
+    )
+
+
+def test_each_rank_draws_its_own_dropout_masks(ranks, tmp_path):
+    ranks(dropout_worker, tmp_path)
+    rank0, rank1 = load_results(tmp_path)
+    assert len(rank0["masks"]) == len(rank1["masks"]) == EXAMPLES // (2 * BATCH)
+    assert not any(torch.equal(mask0, mask1) for mask0, mask1 in zip(rank0["masks"], rank1["masks"]))
+    # rank 0 is seeded as a single process is: seed + 0
+    torch.manual_seed(7)
+    assert torch.equal(rank0["masks"][0], nn.functional.dropout(torch.ones(32), 0.5, training=True))
+    # the weights start and stay identical on every rank
+    for got0, got1 in zip(rank0["initial"] + rank0["final"], rank1["initial"] + rank1["final"]):
+        torch.testing.assert_close(got0, got1, rtol=0, atol=0)
