@@ -80,7 +80,8 @@ class Trainer:
 
     ``fit`` seeds Python's ``random``, numpy and torch with ``seed + rank`` before anything else (the model's
     initialisation happened before, under the caller's seed; DDP broadcasts rank 0's weights), so dropout
-    and augmentation draw a different stream on each rank.
+    and augmentation draw a different stream on each rank. Under ``torchrun`` (``WORLD_SIZE > 1`` in the
+    environment) the Trainer joins the process group itself (:func:`cadence.distributed.init_from_env`).
 
     Resume: ``fit(resume="latest")`` (or a checkpoint path) restores model, optimizer, loss scaler, callback
     states, counters, the position in the data order and every RNG state, and continues as if never stopped:
@@ -169,6 +170,7 @@ class Trainer:
         self.precision_mode = precision
         self.grad_clip = grad_clip
         self.accumulation_steps = accumulation_steps
+        distributed.init_from_env()  # under torchrun: join the process group (a no-op otherwise)
         self.device = distributed.default_device() if device == "auto" else torch.device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.seed = seed

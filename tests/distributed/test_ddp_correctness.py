@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from distributed_helpers import load_results, save_result
-from test_trainer_ddp import BATCH, EXAMPLES, make_data, parameters_of
+from test_trainer_ddp import BATCH, EXAMPLES, build_trainer, make_data, make_model, parameters_of
 from torch import nn
 
+from cadence import distributed
 from cadence.callbacks import Callback
 from cadence.data import TensorLoader
 from cadence.train.trainer import Trainer
@@ -63,3 +65,36 @@ def test_each_rank_draws_its_own_dropout_masks(ranks, tmp_path):
     # the weights start and stay identical on every rank
     for got0, got1 in zip(rank0["initial"] + rank0["final"], rank1["initial"] + rank1["final"]):
         torch.testing.assert_close(got0, got1, rtol=0, atol=0)
+
+
+def torchrun_worker(rank: int, directory: Path) -> None:
+    # torchrun's environment is set, but nobody called init_from_env: the Trainer joins the group itself
+    assert not distributed.is_distributed()
+    inputs, targets = make_data()
+    model = make_model()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9),
+        nn.functional.cross_entropy,
+        TensorLoader(inputs, targets, BATCH, seed=5, rank=rank, world_size=2),
+        epochs=2,
+        device="cpu",
+        run_dir=directory / "run",  # the same directory on both ranks
+        progress=False,
+    )
+    state = trainer.fit()
+    save_result(directory, rank, {"world_size": state.world_size, "parameters": parameters_of(model)})
+
+
+def test_trainer_under_torchrun_joins_the_process_group(ranks, tmp_path):
+    ranks(torchrun_worker, tmp_path, init=False)
+    results = load_results(tmp_path)
+    assert [result["world_size"] for result in results] == [2, 2]
+    assert json.loads((tmp_path / "run" / "meta.json").read_text())["world_size"] == 2
+    records = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    train_steps = [json.loads(line)["step"] for line in records if json.loads(line)["kind"] == "train"]
+    assert train_steps == list(range(1, 9))  # 64 examples / global batch 16 × 2 epochs, written once
+    expected = parameters_of(build_trainer(0, 1, None, 1).fit().model)  # one process, global batch 16
+    for result in results:
+        for got, want in zip(result["parameters"], expected):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
