@@ -106,8 +106,15 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
             world_size=world_size,
         ),
     )
+    # every process evaluates the whole test set (the results are then identical on all ranks)
     eval_loader = TensorLoader(
-        data.test.inputs, data.test.targets, train["eval_batch_size"], shuffle=False, device=data_device
+        data.test.inputs,
+        data.test.targets,
+        train["eval_batch_size"],
+        shuffle=False,
+        device=data_device,
+        rank=0,
+        world_size=1,
     )
     accumulation_steps = train.get("accumulation_steps", 1)
     steps_per_epoch = math.ceil(len(train_loader) / accumulation_steps)

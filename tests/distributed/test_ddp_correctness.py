@@ -98,3 +98,32 @@ def test_trainer_under_torchrun_joins_the_process_group(ranks, tmp_path):
     for result in results:
         for got, want in zip(result["parameters"], expected):
             torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def default_shard_worker(rank: int, directory: Path) -> None:
+    inputs, targets = make_data()
+    sharded = TensorLoader(inputs, targets, BATCH, seed=3)  # no rank/world_size: follows the group
+    whole = TensorLoader(inputs, targets, BATCH, seed=3, rank=0, world_size=1)  # explicit wins
+    save_result(
+        directory,
+        rank,
+        {
+            "shard": (sharded.rank, sharded.world_size, len(sharded)),
+            "whole": (whole.rank, whole.world_size, len(whole)),
+            "epoch0": torch.cat([batch for batch, _ in sharded.batches(0)]),
+        },
+    )
+
+
+def test_tensor_loader_shards_by_default_under_a_process_group(ranks, tmp_path):
+    ranks(default_shard_worker, tmp_path)
+    rank0, rank1 = load_results(tmp_path)
+    assert rank0["shard"] == (0, 2, EXAMPLES // (2 * BATCH))
+    assert rank1["shard"] == (1, 2, EXAMPLES // (2 * BATCH))
+    assert rank0["whole"] == rank1["whole"] == (0, 1, EXAMPLES // BATCH)
+    # disjoint shards of one permutation that together cover the data
+    served = torch.cat([rank0["epoch0"], rank1["epoch0"]])
+    assert sorted(map(tuple, served.tolist())) == sorted(map(tuple, make_data()[0].tolist()))
+    expected = TensorLoader(*make_data(), BATCH, seed=3, rank=1, world_size=2)
+    assert torch.equal(rank1["epoch0"], torch.cat([batch for batch, _ in expected.batches(0)]))
+    assert TensorLoader(*make_data(), BATCH).world_size == 1  # no group here: not sharded
