@@ -44,7 +44,8 @@ def find_checkpoint(resume: str | Path | None, run_dir: Path | None) -> dict[str
     if resume == "latest":
         if run_dir is None:
             raise ConfigError("fit(resume='latest') needs run_dir, where the checkpoints are")
-        path = checkpoints.latest_checkpoint(run_dir / "checkpoints")
+        # Rank 0 chooses and every rank loads that file: ranks never resume from different steps.
+        path = distributed.broadcast_object(checkpoints.latest_checkpoint(run_dir / "checkpoints"))
         return None if path is None else checkpoints.load_checkpoint(path)
     return checkpoints.load_checkpoint(resume)
 

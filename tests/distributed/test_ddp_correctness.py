@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from torch import nn
 from cadence import distributed
 from cadence.callbacks import Callback
 from cadence.data import TensorLoader
+from cadence.train import checkpoint as checkpoints
 from cadence.train.trainer import Trainer
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
@@ -127,3 +129,31 @@ def test_tensor_loader_shards_by_default_under_a_process_group(ranks, tmp_path):
     expected = TensorLoader(*make_data(), BATCH, seed=3, rank=1, world_size=2)
     assert torch.equal(rank1["epoch0"], torch.cat([batch for batch, _ in expected.batches(0)]))
     assert TensorLoader(*make_data(), BATCH).world_size == 1  # no group here: not sharded
+
+
+def checkpoint_worker(rank: int, directory: Path) -> None:
+    build_trainer(rank, 2, directory / "run", 1, checkpoint_every_epochs=1).fit()
+
+
+def resume_worker(rank: int, directory: Path) -> None:
+    # the ranks see different newest checkpoints (rank 1: a stale copy with a later step)
+    run_dir = directory / ("run" if rank == 0 else "stale")
+    state = build_trainer(rank, 2, run_dir, 1, checkpoint_every_epochs=1).fit(resume="latest")
+    save_result(directory, rank, {"step": state.step, "parameters": parameters_of(state.model)})
+
+
+def test_resume_latest_is_chosen_by_rank_0(ranks, tmp_path):
+    ranks(checkpoint_worker, tmp_path)
+    saved = tmp_path / "run" / "checkpoints"
+    _step4, step8 = checkpoints.list_checkpoints(saved)
+    final = checkpoints.load_checkpoint(step8)["model"]
+    (tmp_path / "stale" / "checkpoints").mkdir(parents=True)
+    shutil.copy(step8, tmp_path / "stale" / "checkpoints" / step8.name)
+    step8.unlink()  # rank 0's newest is now step 4
+    ranks(resume_worker, tmp_path)
+    results = load_results(tmp_path)
+    assert [result["step"] for result in results] == [8, 8]
+    # both continued from step 4 and reached the uninterrupted run's weights
+    for result in results:
+        for got, want in zip(result["parameters"], final.values()):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
