@@ -120,3 +120,12 @@ def test_one_process_at_the_config_batch_is_not_scaled():
     )  # base = batch × accumulation
     plan = build_experiment(config("train.accumulation_steps=2")).lr_scaling
     assert plan is None  # 16 × 2 accumulation is the batch the config was tuned at
+
+
+def test_build_trainer_prints_the_plan_when_fit_starts(capsys):
+    from cadence.config import build_trainer
+
+    build_trainer(config("distributed.base_batch_size=8", "train.epochs=1")).fit()
+    printed = capsys.readouterr().out
+    assert printed.count("lr scaling: linear, global batch 16 = 16 per device × 1 process") == 1
+    assert "factor 2 (base batch 8); max_lr 0.1 -> 0.2; warmup 2 steps (derived)" in printed
