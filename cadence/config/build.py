@@ -8,7 +8,7 @@ import importlib
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -16,6 +16,9 @@ from cadence.config.schema import CALLBACKS, DATA_LOADER_KEYS, TRAIN_DEFAULTS, _
 from cadence.config.steps import epochs_to_steps, schedule_configs
 from cadence.config.validation import validate_config
 from cadence.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cadence.distributed.scaling import LRScalingPlan
 
 
 @dataclasses.dataclass
@@ -83,7 +86,7 @@ def _lr_scaling_plan(
     accumulation_steps: int,
     steps_per_epoch: int,
     total_steps: int,
-) -> Any:
+) -> LRScalingPlan | None:
     """The ``[distributed]`` LR scaling plan of a run, or ``None`` when there is nothing to scale or warm up.
 
     The config's LR was tuned at ``base_batch_size`` (default: the per-process ``batch_size`` ×

@@ -85,7 +85,8 @@ class Trainer:
 
     Resume: ``fit(resume="latest")`` (or a checkpoint path) restores model, optimizer, loss scaler, callback
     states, counters, the position in the data order and every RNG state, and continues as if never stopped:
-    on CPU the final parameters are bitwise identical to an uninterrupted run.
+    on CPU the final parameters are bitwise identical to an uninterrupted run. Under DDP rank 0 chooses the
+    checkpoint for every rank, and only rank 0's RNG state is saved (see docs/distributed.md).
 
     Example::
 
