@@ -91,8 +91,9 @@ def _lr_scaling_plan(
 
     The config's LR was tuned at ``base_batch_size`` (default: the per-process ``batch_size`` ×
     ``accumulation_steps``, i.e. the batch of a one-process run of the config). When the global batch
-    differs from it (more processes), the plan follows ``lr_scaling`` (default ``"linear"``, with a
-    warmup) and is printed; ``lr_scaling = "none"`` keeps the LR, and the plan still says so.
+    differs from it (more processes), the plan follows ``lr_scaling`` (default ``"linear"``, with a derived
+    warmup unless the schedule warms up itself, e.g. one-cycle) and is printed; ``lr_scaling = "none"``
+    keeps the LR, and the plan still says so.
     """
     from cadence.distributed.scaling import lr_scaling_plan
 

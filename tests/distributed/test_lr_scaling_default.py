@@ -61,7 +61,7 @@ def config_worker(rank: int, directory: Path, overrides: tuple[str, ...]) -> Non
     )
 
 
-def test_doubled_global_batch_gets_linear_scaling_with_warmup_by_default(ranks, tmp_path):
+def test_doubled_global_batch_gets_linear_scaling_by_default(ranks, tmp_path):
     ranks(config_worker, tmp_path, ())
     rank0, rank1 = load_results(tmp_path)
     plan = rank0["plan"]
@@ -71,12 +71,12 @@ def test_doubled_global_batch_gets_linear_scaling_with_warmup_by_default(ranks, 
         16,
         2.0,
     )
-    # 256 examples / (16 × 2) = 8 steps per epoch, 32 steps: min(5 epochs, 10 % of the run) = 3
-    assert (plan["warmup_steps"], plan["warmup_source"]) == (3, "derived")
+    # one-cycle warms up itself (from max_lr / 25), so no second warmup is laid over it
+    assert (plan["warmup_steps"], plan["warmup_source"]) == (0, "schedule")
     assert plan["scaled_values"] == {"max_lr": pytest.approx(0.2)}
     assert rank0["lines"] == [
         "lr scaling: linear, global batch 32 = 16 per device × 2 processes × 1 accumulation step; "
-        "factor 2 (base batch 16); max_lr 0.1 -> 0.2; warmup 3 steps (derived)"
+        "factor 2 (base batch 16); max_lr 0.1 -> 0.2; no added warmup (the schedule warms up itself)"
     ]
     assert rank1["lines"] == []  # printed by rank 0 only
 
@@ -128,4 +128,12 @@ def test_build_trainer_prints_the_plan_when_fit_starts(capsys):
     build_trainer(config("distributed.base_batch_size=8", "train.epochs=1")).fit()
     printed = capsys.readouterr().out
     assert printed.count("lr scaling: linear, global batch 16 = 16 per device × 1 process") == 1
-    assert "factor 2 (base batch 8); max_lr 0.1 -> 0.2; warmup 2 steps (derived)" in printed
+    assert "factor 2 (base batch 8); max_lr 0.1 -> 0.2; no added warmup (the schedule warms up" in printed
+
+
+def test_a_schedule_without_its_own_warmup_gets_the_derived_one():
+    # a cosine decay starts at its peak; 256 / 16 = 16 steps per epoch, 64 steps: min(80, 6.4) = 6
+    cosine = config("distributed.base_batch_size=8")
+    cosine["schedule"] = {"name": "cosine", "start": 0.1, "end": 0.0, "steps": 64}
+    plan = build_experiment(cosine).lr_scaling
+    assert (plan.factor, plan.warmup_steps, plan.warmup_source) == (2.0, 6, "derived")
