@@ -8,7 +8,7 @@ import importlib
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -23,6 +23,9 @@ from cadence.config.schema import (
 from cadence.config.steps import epochs_to_steps, schedule_configs
 from cadence.config.validation import validate_config
 from cadence.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cadence.distributed.scaling import LRScalingPlan
 
 
 @dataclasses.dataclass
@@ -88,6 +91,50 @@ def lr_selection_options(config: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
+#: The rule applied when the global batch differs from the batch the config was tuned at (Goyal et al.).
+DEFAULT_LR_SCALING = "linear"
+
+
+def _lr_scaling_plan(
+    table: Mapping[str, Any],
+    base: Any,
+    batch_size: int,
+    world_size: int,
+    accumulation_steps: int,
+    steps_per_epoch: int,
+    total_steps: int,
+) -> LRScalingPlan | None:
+    """The ``[distributed]`` LR scaling plan of a run, or ``None`` when there is nothing to scale or warm up.
+
+    The config's LR was tuned at ``base_batch_size`` (default: the per-process ``batch_size`` ×
+    ``accumulation_steps``, i.e. the batch of a one-process run of the config). When the global batch
+    differs from it (more processes), the plan follows ``lr_scaling`` (default ``"linear"``, with a derived
+    warmup unless the schedule warms up itself, e.g. one-cycle) and is printed; ``lr_scaling = "none"``
+    keeps the LR, and the plan still says so.
+    """
+    from cadence.distributed.scaling import lr_scaling_plan
+
+    rule = table.get("lr_scaling", DEFAULT_LR_SCALING)
+    base_batch_size = table.get("base_batch_size", batch_size * accumulation_steps)
+    changed = batch_size * world_size * accumulation_steps != base_batch_size
+    warmup_given = any(table.get(key) for key in ("warmup_steps", "warmup_epochs"))
+    explicit = "lr_scaling" in table and rule != "none"
+    if not (changed or warmup_given or explicit):  # a warmup alone is a plan too (factor 1)
+        return None
+    return lr_scaling_plan(
+        base,
+        batch_size,
+        world_size,
+        accumulation_steps,
+        rule=rule,
+        base_batch_size=base_batch_size,
+        warmup_steps=table.get("warmup_steps"),
+        warmup_epochs=table.get("warmup_epochs"),
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+    )
+
+
 def build_experiment(config: Mapping[str, Any]) -> Experiment:
     """Build data, loaders, model, optimizer, schedules and callbacks from a (validated) config."""
     from cadence import distributed, models, optimizers
@@ -126,8 +173,15 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
             world_size=world_size,
         ),
     )
+    # every process evaluates the whole test set (the results are then identical on all ranks)
     eval_loader = TensorLoader(
-        data.test.inputs, data.test.targets, train["eval_batch_size"], shuffle=False, device=data_device
+        data.test.inputs,
+        data.test.targets,
+        train["eval_batch_size"],
+        shuffle=False,
+        device=data_device,
+        rank=0,
+        world_size=1,
     )
     accumulation_steps = train.get("accumulation_steps", 1)
     steps_per_epoch = math.ceil(len(train_loader) / accumulation_steps)
@@ -174,27 +228,20 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
             schedules[target] = table
         else:
             schedules[target] = _prefixed(where, lambda table=table: from_config(table))
-    rule = distributed_table.get("lr_scaling", "none")
-    warmup_given = any(distributed_table.get(key) for key in ("warmup_steps", "warmup_epochs"))
-    if rule != "none" or warmup_given:  # a warmup alone is a plan too (factor 1)
-        from cadence.distributed.scaling import lr_scaling_plan
-
-        base = tables.get("lr", optimizer.param_groups[0]["lr"])
-        lr_scaling = _prefixed(
-            "distributed",
-            lambda: lr_scaling_plan(
-                base,
-                train["batch_size"],
-                world_size,
-                accumulation_steps,
-                rule=rule,
-                base_batch_size=distributed_table.get("base_batch_size", 256),
-                warmup_steps=distributed_table.get("warmup_steps"),
-                warmup_epochs=distributed_table.get("warmup_epochs"),
-                steps_per_epoch=steps_per_epoch,
-                total_steps=total_steps,
-            ),
-        )
+    base = tables.get("lr", optimizer.param_groups[0]["lr"])
+    lr_scaling = _prefixed(
+        "distributed",
+        lambda: _lr_scaling_plan(
+            distributed_table,
+            base,
+            train["batch_size"],
+            world_size,
+            accumulation_steps,
+            steps_per_epoch,
+            total_steps,
+        ),
+    )
+    if lr_scaling is not None:
         schedules["lr"] = lr_scaling.apply(base)
 
     steps = steps_per_epoch

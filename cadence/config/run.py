@@ -16,20 +16,23 @@ def trainer_for(
     *,
     overrides: Sequence[str] = (),
     log: Callable[[str], None] | None = None,
+    print_lr_scaling: bool = False,
 ) -> Any:
     """A :class:`cadence.train.trainer.Trainer` for a built experiment, writing to ``run_dir``.
 
     Its fingerprint is the config's (:func:`cadence.config.fingerprint.config_fingerprint`: the resolved
-    config, ``overrides`` and the data files read); ``log`` receives the Trainer's one-line notes.
+    config, ``overrides`` and the data files read); ``log`` receives the Trainer's one-line notes. The LR
+    scaling plan, if any, is recorded in ``summary.json``; with ``print_lr_scaling`` rank 0 also prints it
+    when ``fit`` starts.
     """
     from cadence.config.fingerprint import config_fingerprint
     from cadence.train.trainer import Trainer
 
     callbacks = list(experiment.callbacks)
-    if experiment.lr_scaling is not None:  # records the plan in summary.json; the line is printed already
+    if experiment.lr_scaling is not None:
         from cadence.distributed import RecordLRScaling
 
-        callbacks.append(RecordLRScaling(experiment.lr_scaling, print_summary=False))
+        callbacks.append(RecordLRScaling(experiment.lr_scaling, print_summary=print_lr_scaling))
     return Trainer(
         experiment.model,
         experiment.optimizer,
@@ -49,8 +52,11 @@ def trainer_for(
 
 
 def build_trainer(config: Mapping[str, Any], run_dir: str | Path | None = None) -> Any:
-    """Build a :class:`cadence.train.trainer.Trainer` for ``config`` writing to ``run_dir``."""
-    return trainer_for(build_experiment(config), run_dir)
+    """Build a :class:`cadence.train.trainer.Trainer` for ``config`` writing to ``run_dir``.
+
+    When the config's LR is scaled (see docs/distributed.md), rank 0 prints the plan when ``fit`` starts.
+    """
+    return trainer_for(build_experiment(config), run_dir, print_lr_scaling=True)
 
 
 def run_config(
@@ -87,4 +93,5 @@ def run_config(
         check(run_dir, trainer.fingerprint, resume=resume, overwrite=overwrite, allow_changes=allow_changes)
     if log is not None and experiment.lr_scaling is not None and distributed.is_main_process():
         log(experiment.lr_scaling.summary())
+    # the plan went to ``log`` above (before the run directory is set up); the Trainer only records it
     return trainer.fit(resume="latest" if resume else None)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from cadence.data.augment import Augment
 from cadence.errors import ConfigError
@@ -31,6 +32,10 @@ AugmentFunction = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 _SHUFFLE_STREAM = 0
 _AUGMENT_STREAM = 1
+
+
+def _group_initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
 
 
 def derive_seed(*values: int) -> int:
@@ -55,6 +60,9 @@ class TensorLoader:
             every ``world_size``-th example from position ``rank``; the ``n % world_size`` examples at the end
             of the permutation are left out of that epoch (different ones each epoch), so shards are disjoint
             and every rank has the same number of batches (unequal counts would hang collective operations).
+            Left out (``None``), they follow the initialised ``torch.distributed`` process group, read each
+            time they are used: under DDP the loader is sharded by default, in a single process it is not.
+            Pass ``rank=0, world_size=1`` for a loader that serves the whole data on every rank.
 
     ``len(loader)`` is the number of batches per epoch on this rank. ``iter(loader)`` walks epochs
     0, 1, 2, ... on successive calls; a training loop that needs to resume uses :meth:`batches` instead.
@@ -71,13 +79,16 @@ class TensorLoader:
         seed: int = 0,
         device: str | torch.device | None = None,
         augment: Augment | Mapping[str, Any] | AugmentFunction | None = None,
-        rank: int = 0,
-        world_size: int = 1,
+        rank: int | None = None,
+        world_size: int | None = None,
     ) -> None:
         if inputs.shape[0] != targets.shape[0]:
             raise ValueError(f"inputs and targets differ in length: {inputs.shape[0]} != {targets.shape[0]}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self._rank = rank
+        self._world_size = world_size
+        rank, world_size = self.rank, self.world_size
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got {rank=} {world_size=}")
         if device is not None:
@@ -89,8 +100,6 @@ class TensorLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
         if isinstance(augment, Mapping):
             augment = Augment(**augment)
         self.augment: AugmentFunction | None = augment
@@ -100,6 +109,20 @@ class TensorLoader:
                 f"no batches: {len(targets)} examples, batch_size={batch_size}, world_size={world_size}, "
                 f"drop_last={drop_last}"
             )
+
+    @property
+    def rank(self) -> int:
+        """This loader's shard: the ``rank`` given, else the process group's rank (0 without one)."""
+        if self._rank is not None:
+            return self._rank
+        return dist.get_rank() if _group_initialized() else 0
+
+    @property
+    def world_size(self) -> int:
+        """Number of shards: the ``world_size`` given, else the process group's size (1 without one)."""
+        if self._world_size is not None:
+            return self._world_size
+        return dist.get_world_size() if _group_initialized() else 1
 
     @property
     def device(self) -> torch.device:

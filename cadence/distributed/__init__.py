@@ -46,6 +46,7 @@ from cadence.distributed.scaling import (
     ScaledSchedule,
     derive_warmup_steps,
     lr_scaling_plan,
+    warms_up,
 )
 
 __all__ = [
@@ -74,5 +75,6 @@ __all__ = [
     "shard_dataloader",
     "strip_nproc",
     "unwrap_model",
+    "warms_up",
     "wrap_model",
 ]

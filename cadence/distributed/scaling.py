@@ -15,7 +15,10 @@ and the learning rate that worked at ``base_batch_size`` is scaled to match (``c
 A larger LR is unstable in the first updates, so the scaled schedule starts with a linear warmup from the
 unscaled value (``lr / factor``) to the scaled one (Goyal's "gradual warmup"). Its length is ``warmup_steps``
 when given; otherwise it is **derived**: when ``factor > 1``, Goyal's 5 epochs, but at most 10 % of the run
-(``min(5 · steps_per_epoch, round(0.1 · total_steps))``), and no warmup when ``factor <= 1``.
+(``min(5 · steps_per_epoch, round(0.1 · total_steps))``), and no warmup when ``factor <= 1`` or when the
+schedule already warms up (its LR rises from step 0 to step 1: one-cycle, ``warmup_cosine``, a ``warmup``,
+a ramp). A second ramp laid over a schedule's own warmup warms twice: on MNIST-1D with one-cycle at a
+doubled global batch it cost about 7 points of accuracy (``benchmarks/results/ddp_lr_scaling.md``).
 
 Schedules whose LR is ``"auto"`` (found by the LR range test) are not scaled: the finder runs with the
 global batch, so the LR it finds already fits it.
@@ -37,7 +40,15 @@ from typing import Any
 from cadence.errors import ConfigError
 from cadence.schedules.base import Schedule, check_integer, check_number
 
-__all__ = ["LR_KEYS", "RULES", "LRScalingPlan", "ScaledSchedule", "derive_warmup_steps", "lr_scaling_plan"]
+__all__ = [
+    "LR_KEYS",
+    "RULES",
+    "LRScalingPlan",
+    "ScaledSchedule",
+    "derive_warmup_steps",
+    "lr_scaling_plan",
+    "warms_up",
+]
 
 RULES = ("linear", "sqrt", "none")
 
@@ -89,6 +100,16 @@ def derive_warmup_steps(factor: float, *, steps_per_epoch: int | None, total_ste
             "warmup_epochs), or the run length (steps_per_epoch or total_steps)"
         )
     return max(1, min(bounds))
+
+
+def warms_up(schedule: Schedule) -> bool:
+    """True when ``schedule`` starts with a warmup of its own: its value rises from step 0 to step 1.
+
+    One-cycle, ``warmup_cosine`` (with ``warmup_steps > 0``), ``warmup(...)``, ``ramp_sustain_decay`` and a
+    triangular ``cyclic`` schedule do; constant, step and cosine decays do not. A derived warmup is not laid
+    over such a schedule (see :func:`lr_scaling_plan`).
+    """
+    return schedule.at(1.0) > schedule.at(0.0)
 
 
 @dataclass(frozen=True, repr=False)
@@ -171,7 +192,8 @@ class LRScalingPlan:
     base_values: dict[str, float] = field(default_factory=dict)
     scaled_values: dict[str, float] = field(default_factory=dict)
     warmup_steps: int = 0
-    #: "given" (by the user), "derived" (see :func:`derive_warmup_steps`) or "none".
+    #: "given" (by the user), "derived" (see :func:`derive_warmup_steps`), "schedule" (none added: the
+    #: schedule warms up itself, see :func:`warms_up`) or "none".
     warmup_source: str = "none"
     #: True when the LR is found by the LR finder ("auto") and therefore not scaled.
     auto_lr: bool = False
@@ -195,6 +217,8 @@ class LRScalingPlan:
                 parts.append(values)
         if self.warmup_steps:
             parts.append(f"warmup {self.warmup_steps} steps ({self.warmup_source})")
+        elif self.warmup_source == "schedule":
+            parts.append("no added warmup (the schedule warms up itself)")
         else:
             parts.append("no warmup")
         return "; ".join(parts)
@@ -253,6 +277,17 @@ def _plain_config(schedule: Schedule) -> dict[str, Any]:
         return {}
 
 
+def _warms_up(base: float | Mapping[str, Any] | Callable[[int], float]) -> bool:
+    from cadence.schedules import from_config
+
+    if isinstance(base, Mapping):
+        try:
+            base = from_config(dict(base))
+        except ConfigError:  # an incomplete config (e.g. no total_steps yet): nothing to tell
+            return False
+    return isinstance(base, Schedule) and warms_up(base)
+
+
 def _is_lr_entry(key: str, value: Any) -> bool:
     return key in LR_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -275,7 +310,9 @@ def lr_scaling_plan(
     ``base_lr_or_schedule_config`` is the LR tuned at ``base_batch_size``: a number, a schedule config dict
     (its :data:`LR_KEYS` entries are scaled; ``"auto"`` values mean the LR finder picks the LR, unscaled) or
     a cadence schedule. ``warmup_steps`` (or ``warmup_epochs`` × ``steps_per_epoch``)
-    sets the warmup; when both are ``None`` it is derived by :func:`derive_warmup_steps`.
+    sets the warmup; when both are ``None`` it is derived by :func:`derive_warmup_steps`, except that none
+    is added to a schedule that already warms up (:func:`warms_up`; ``warmup_source`` is then
+    ``"schedule"``).
     """
     if rule not in RULES:
         raise ConfigError(f"distributed.lr_scaling={rule!r}: choose one of {', '.join(map(repr, RULES))}")
@@ -331,6 +368,8 @@ def lr_scaling_plan(
         if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
             raise ConfigError(f"distributed.warmup_steps={warmup_steps!r}: expected a whole number >= 0")
         warmup, source = warmup_steps, "given" if warmup_steps else "none"
+    elif factor > 1 and _warms_up(base_lr_or_schedule_config):
+        warmup, source = 0, "schedule"
     else:
         warmup = derive_warmup_steps(factor, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
         source = "derived" if warmup else "none"

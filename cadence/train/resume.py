@@ -54,12 +54,25 @@ def find_checkpoint(
     if resume == "latest":
         if run_dir is None:
             raise ConfigError("fit(resume='latest') needs run_dir, where the checkpoints are")
-        path, payload, problems = checkpoints.select_checkpoint(run_dir / "checkpoints")
-        if path is None and problems:
-            raise checkpoints.CheckpointError(
-                f"resume: no usable checkpoint in {str(run_dir / 'checkpoints')!r}: " + "; ".join(problems)
-            )
-        return payload, path, problems
+        # Rank 0 chooses (the newest checkpoint that passes its checksum) and every rank loads that file:
+        # ranks never resume from different steps. A failure is broadcast too, so no rank waits forever.
+        path, payload, problems, failure = None, None, [], None
+        if distributed.get_rank() == 0:
+            path, payload, problems = checkpoints.select_checkpoint(run_dir / "checkpoints")
+            if path is None and problems:
+                failure = f"resume: no usable checkpoint in {str(run_dir / 'checkpoints')!r}: " + "; ".join(
+                    problems
+                )
+        chosen, problems, failure = distributed.broadcast_object(
+            (None if path is None else str(path), problems, failure)
+        )
+        if failure is not None:
+            raise checkpoints.CheckpointError(failure)
+        if chosen is None:
+            return None, None, problems
+        if payload is None:  # ranks other than 0 load the file rank 0 chose
+            payload = checkpoints.load_checkpoint(chosen)
+        return payload, Path(chosen), problems
     return checkpoints.load_checkpoint(resume), Path(resume), []
 
 

@@ -10,10 +10,18 @@ from torch import nn
 
 from cadence import distributed
 from cadence.errors import ConfigError
+from cadence.train import checkpoint as checkpoints
 from cadence.train.batches import count_batches
 from cadence.train.callback import Callback
 
-__all__ = ["count_train_batches", "prepare_model", "progress_callbacks", "shard_train_data"]
+__all__ = [
+    "count_train_batches",
+    "prepare_model",
+    "progress_callbacks",
+    "restore_rank_rng",
+    "seed_rank",
+    "shard_train_data",
+]
 
 
 def prepare_model(
@@ -35,6 +43,30 @@ def prepare_model(
     if compile:
         forward_model = torch.compile(forward_model)
     return forward_model, ddp
+
+
+def seed_rank(seed: int, rank: int) -> None:
+    """Seed ``random``, numpy and torch with ``seed + rank``: one stream per rank, ``seed`` on rank 0.
+
+    Dropout masks and augmentation drawn from the global generators then differ between ranks (each rank
+    sees other examples), while a single process is seeded exactly as before. The data order does not use
+    these generators: it is a function of ``(seed, epoch)``, sharded by rank.
+    """
+    checkpoints.seed_everything(seed + rank)
+
+
+def restore_rank_rng(saved_rng: dict[str, Any], seed: int, rank: int, step: int) -> None:
+    """Put back the RNG state of a checkpoint: rank 0's saved state on rank 0.
+
+    Only rank 0 writes checkpoints, so the other ranks have no saved state of their own; each continues
+    with a fresh stream of its own, seeded from ``(seed, rank, step)`` (reproducible, distinct per rank).
+    """
+    if rank == 0:
+        checkpoints.restore_rng_state(saved_rng)
+        return
+    from cadence.data.loader import derive_seed
+
+    checkpoints.seed_everything(derive_seed(seed, rank, step))
 
 
 def shard_train_data(train_data: Any, seed: int) -> Any:

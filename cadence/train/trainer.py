@@ -31,7 +31,14 @@ from cadence.train.resume import (
     schedule_configs,
     write_checkpoint,
 )
-from cadence.train.setup import count_train_batches, prepare_model, progress_callbacks, shard_train_data
+from cadence.train.setup import (
+    count_train_batches,
+    prepare_model,
+    progress_callbacks,
+    restore_rank_rng,
+    seed_rank,
+    shard_train_data,
+)
 from cadence.train.stall import stall_message, update_trend
 from cadence.train.state import TrainState
 from cadence.train.step import prepare_batch
@@ -73,8 +80,10 @@ class Trainer:
     the schedules see. :class:`~cadence.train.state.TrainState` is the single source of truth; callbacks read
     and write its fields only.
 
-    ``fit`` seeds Python's ``random``, numpy and torch with ``seed`` before anything else (the model's
-    initialisation happened before, under the caller's seed).
+    ``fit`` seeds Python's ``random``, numpy and torch with ``seed + rank`` before anything else (the model's
+    initialisation happened before, under the caller's seed; DDP broadcasts rank 0's weights), so dropout
+    and augmentation draw a different stream on each rank. Under ``torchrun`` (``WORLD_SIZE > 1`` in the
+    environment) the Trainer joins the process group itself (:func:`cadence.distributed.init_from_env`).
 
     Resume: ``fit(resume="latest")`` (or a checkpoint path) restores model, optimizer, loss scaler, callback
     states, counters, the position in the data order and every RNG state, and continues as if never stopped:
@@ -82,7 +91,8 @@ class Trainer:
     (format and SHA-256 checksum) when loaded; ``"latest"`` falls back to the newest checkpoint that passes,
     naming each one it skipped. The run's ``fingerprint`` (``meta.json``) is compared with the one recorded
     before: a difference is reported (through ``log``, else as a warning) but not refused here -- refusing is
-    the command line's job (``cadence train --resume``).
+    the command line's job (``cadence train --resume``). Under DDP rank 0 chooses the checkpoint for every
+    rank, and only rank 0's RNG state is saved (see docs/distributed.md).
 
     Example::
 
@@ -173,6 +183,7 @@ class Trainer:
         self.precision_mode = precision
         self.grad_clip = grad_clip
         self.accumulation_steps = accumulation_steps
+        distributed.init_from_env()  # under torchrun: join the process group (a no-op otherwise)
         self.device = distributed.default_device() if device == "auto" else torch.device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.seed = seed
@@ -220,7 +231,7 @@ class Trainer:
         try:
             self._call("on_fit_start", state)
             if saved is not None:  # after on_fit_start, so the RNG streams continue exactly
-                checkpoints.restore_rng_state(saved["rng"])
+                restore_rank_rng(saved["rng"], self.seed, state.rank, state.step)
             while state.step < state.total_steps and not state.should_stop:
                 self._run_epoch(state)
             if self._divergence is not None:
@@ -402,7 +413,7 @@ class Trainer:
             train_data=self.train_data,
         )
         self.state = state
-        checkpoints.seed_everything(self.seed)
+        seed_rank(self.seed, rank)  # each rank its own dropout/augmentation stream; seed + 0 on rank 0
         if self.label_smoothing and self.num_classes is None:
             classes = infer_num_classes(self.model, self.train_data, self.device, self.channels_last)
             self.num_classes = state.num_classes = classes

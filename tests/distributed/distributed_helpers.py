@@ -14,7 +14,9 @@ import torch.multiprocessing as mp
 from cadence.distributed import find_free_port
 
 
-def _entry(rank: int, function: Callable[..., Any], world_size: int, port: int, args: tuple) -> None:
+def _entry(
+    rank: int, function: Callable[..., Any], world_size: int, port: int, args: tuple, init: bool = True
+) -> None:
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),
@@ -25,15 +27,20 @@ def _entry(rank: int, function: Callable[..., Any], world_size: int, port: int, 
     torch.set_num_threads(1)
     from cadence.distributed import init_from_env
 
-    init_from_env("gloo", timeout_s=60)
+    if init:
+        init_from_env("gloo", timeout_s=60)
     try:
         function(rank, *args)
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
-def run_ranks(function: Callable[..., Any], *args: Any, world_size: int = 2) -> None:
-    """Call ``function(rank, *args)`` on ``world_size`` processes joined in one gloo group."""
+def run_ranks(function: Callable[..., Any], *args: Any, world_size: int = 2, init: bool = True) -> None:
+    """Call ``function(rank, *args)`` on ``world_size`` processes joined in one gloo group.
+
+    ``init=False`` only sets torchrun's environment (RANK, WORLD_SIZE, ...) and leaves the group to the code.
+    """
     # forkserver: torch is imported once in the server process, then each rank is a cheap fork of it
     # (plain fork is unsafe after the parent has used OpenMP threads; spawn re-imports torch every time).
     # DistributedDataParallel imports torch._dynamo on construction (seconds): preload it as well.
@@ -44,7 +51,7 @@ def run_ranks(function: Callable[..., Any], *args: Any, world_size: int = 2) -> 
         try:
             mp.start_processes(
                 _entry,
-                args=(function, world_size, find_free_port(), args),
+                args=(function, world_size, find_free_port(), args, init),
                 nprocs=world_size,
                 start_method="forkserver",
             )

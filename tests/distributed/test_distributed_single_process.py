@@ -122,3 +122,26 @@ def test_changes_trainable_recognises_freezing_callbacks():
     assert distributed.changes_trainable([Custom()])
     assert not distributed.changes_trainable([Mixup()])
     assert not distributed.changes_trainable([])
+
+
+def test_resume_restores_rank_0_rng_and_gives_other_ranks_their_own_stream():
+    from cadence.train import checkpoint as checkpoints
+    from cadence.train.setup import restore_rank_rng, seed_rank
+
+    seed_rank(3, 0)
+    saved = checkpoints.capture_rng_state()
+    expected = torch.rand(4)
+    restore_rank_rng(saved, 3, 0, 10)
+    assert torch.equal(torch.rand(4), expected)  # rank 0 continues the saved stream
+    draws = {}
+    for rank in (1, 2):
+        restore_rank_rng(saved, 3, rank, 10)
+        draws[rank] = torch.rand(4)
+        restore_rank_rng(saved, 3, rank, 10)
+        assert torch.equal(torch.rand(4), draws[rank])  # reproducible
+    assert not torch.equal(draws[1], expected)
+    assert not torch.equal(draws[1], draws[2])
+    seed_rank(3, 1)
+    first = torch.rand(4)
+    torch.manual_seed(4)
+    assert torch.equal(torch.rand(4), first)  # rank r starts from seed + r

@@ -7,9 +7,9 @@ import pickle
 
 import pytest
 
-from cadence.distributed import ScaledSchedule, derive_warmup_steps, lr_scaling_plan
+from cadence.distributed import ScaledSchedule, derive_warmup_steps, lr_scaling_plan, warms_up
 from cadence.errors import ConfigError
-from cadence.schedules import constant, cosine_restarts, one_cycle, to_config
+from cadence.schedules import constant, cosine, cosine_restarts, one_cycle, to_config, warmup, warmup_cosine
 
 
 @pytest.mark.parametrize(
@@ -65,6 +65,36 @@ def test_given_warmup_steps_and_epochs():
     # no scaling and no warmup asked for: nothing to derive
     plan = lr_scaling_plan(0.1, 256, 2, rule="none")
     assert (plan.factor, plan.warmup_steps) == (1.0, 0)
+
+
+def test_which_schedules_warm_up_themselves():
+    assert warms_up(one_cycle(0.1, total_steps=100))
+    assert warms_up(warmup_cosine(0.1, total_steps=100, warmup_steps=10))
+    assert warms_up(warmup(constant(0.1), 10))
+    assert not warms_up(warmup_cosine(0.1, total_steps=100, warmup_steps=0))  # a plain cosine
+    assert not warms_up(constant(0.1))
+    assert not warms_up(cosine(0.1, 0.0, 100))
+    assert not warms_up(cosine_restarts(0.1, cycle_steps=100))
+
+
+def test_no_warmup_is_derived_over_a_schedule_that_warms_up_itself():
+    # one-cycle already rises from max_lr / 25 over its first 25 %: a second ramp would warm twice
+    base = one_cycle(0.1, total_steps=600, pct_start=0.25)
+    plan = lr_scaling_plan(to_config(base), 100, 2, base_batch_size=100, steps_per_epoch=20, total_steps=600)
+    assert (plan.rule, plan.factor, plan.warmup_steps, plan.warmup_source) == ("linear", 2.0, 0, "schedule")
+    assert plan.summary() == (
+        "lr scaling: linear, global batch 200 = 100 per device × 2 processes × 1 accumulation step; "
+        "factor 2 (base batch 100); max_lr 0.1 -> 0.2; no added warmup (the schedule warms up itself)"
+    )
+    scaled = plan.apply(base)
+    for step in (0, 30, 150, 599):
+        assert scaled(step) == pytest.approx(2.0 * base(step), rel=1e-12)
+    # a warmup that is asked for is still laid over it
+    plan = lr_scaling_plan(to_config(base), 100, 2, base_batch_size=100, warmup_steps=60, total_steps=600)
+    assert (plan.warmup_steps, plan.warmup_source) == (60, "given")
+    # a schedule that starts at its peak still gets the derived warmup
+    plan = lr_scaling_plan(to_config(cosine(0.1, 0.0, 600)), 100, 2, base_batch_size=100, total_steps=600)
+    assert (plan.warmup_steps, plan.warmup_source) == (60, "derived")
 
 
 def test_applied_schedule_warms_up_from_the_unscaled_lr():

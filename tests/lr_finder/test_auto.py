@@ -92,7 +92,8 @@ def test_resume_reuses_the_recorded_value(model, optimizer, batches, tmp_path):
         total_steps=30,
         run_dir=tmp_path,
     )
-    assert reused is None and loss.calls == 0
+    assert reused is None
+    assert loss.calls == 0
     assert again == first
 
 
@@ -124,7 +125,8 @@ def test_nothing_to_resolve_runs_nothing(model, optimizer, batches, tmp_path):
         total_steps=8,
         run_dir=tmp_path,
     )
-    assert resolved == schedules and selection is None
+    assert resolved == schedules
+    assert selection is None
     assert loss.calls == 0
     assert not (tmp_path / "lr_selection.json").exists()
 

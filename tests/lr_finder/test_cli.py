@@ -44,7 +44,8 @@ def test_find_lr_and_auto_in_training_agree(tmp_path, capsys):
     printed = capsys.readouterr().out
     found = json.loads((output / "lr_selection.json").read_text())
     assert f"a run of this config uses max_lr = {found['value']:.4g}" in printed
-    assert found["method"] == "race" and found["config"] == str(config)
+    assert found["method"] == "race"
+    assert found["config"] == str(config)
     run_dir = tmp_path / "run"
     assert main(["train", str(config), "--run-dir", str(run_dir), "--set", "train.progress=false"]) in (0, 1)
     trained = json.loads((run_dir / "lr_selection.json").read_text())
@@ -62,7 +63,8 @@ def test_find_lr_options_override_the_config(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "the config gives max_lr = 0.1" in printed
     record = json.loads((output / "lr_selection.json").read_text())
-    assert record["method"] == "sweep" and record["entries"] == []
+    assert record["method"] == "sweep"
+    assert record["entries"] == []
     assert record["value"] == pytest.approx(record["sweep"]["suggestions"]["minimum"])
 
 

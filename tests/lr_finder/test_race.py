@@ -19,7 +19,7 @@ def test_plan_spends_the_budget_in_equal_rounds() -> None:
     assert race_plan(5, 1500) == [(5, 150), (3, 250)]
     assert race_plan(8, 1200) == [(8, 50), (4, 100), (3, 133)]
     assert race_plan(3, 300) == [(3, 100)]
-    for size, steps in race_plan(6, 20):
+    for _size, steps in race_plan(6, 20):
         assert steps >= 10  # no round shorter than MIN_ROUND_STEPS
 
 
@@ -128,7 +128,8 @@ def test_selection_round_trips_through_json(tmp_path) -> None:
     assert again.value == selection.value
     assert [e.lr for e in again.entries] == [e.lr for e in selection.entries]
     assert again.cost_fraction == pytest.approx(selection.cost_fraction)
-    assert "round 1" in again.summary() and "<- chosen" in again.summary() or "vertex" in again.reason
+    assert "round 1" in again.summary()
+    assert f"max_lr = {selection.value:.4g}" in again.summary()
 
 
 @pytest.mark.parametrize(
@@ -160,11 +161,15 @@ def test_holdout_split_is_a_pure_function_of_the_seed() -> None:
     inputs, targets = torch.arange(100.0).reshape(100, 1), torch.arange(100)
     loader = TensorLoader(inputs, targets, 10, seed=3)
     train_a, val_a = holdout_split(loader, 0.2, seed=1)
-    train_b, val_b = holdout_split(loader, 0.2, seed=1)
+    _train_b, val_b = holdout_split(loader, 0.2, seed=1)
     assert torch.equal(val_a.targets, val_b.targets)
-    assert len(val_a.targets) == 20 and len(train_a.targets) == 80
+    assert len(val_a.targets) == 20
+    assert len(train_a.targets) == 80
     assert set(val_a.targets.tolist()).isdisjoint(train_a.targets.tolist())
-    assert train_a.seed == 3 and train_a.batch_size == 10 and not val_a.shuffle
+    assert train_a.seed == 3
+    assert train_a.batch_size == 10
+    assert not val_a.shuffle
     assert not torch.equal(holdout_split(loader, 0.2, seed=2)[1].targets, val_a.targets)
     kept, held = holdout_split([(i, i) for i in range(20)], 0.1)
-    assert len(held) == 2 and len(kept) == 18
+    assert len(held) == 2
+    assert len(kept) == 18

@@ -61,7 +61,8 @@ def test_tiny_demo_writes_the_report(tmp_path: Path, capsys) -> None:
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "max_lr = " in printed and "finalists of 5 candidates" in printed
+    assert "max_lr = " in printed
+    assert "finalists of 5 candidates" in printed
     assert "final test accuracy" in printed  # named for the split it is measured on
     assert "report: " in printed
     results = json.loads((out / "results.json").read_text())
