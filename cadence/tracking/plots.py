@@ -16,6 +16,7 @@ its legend entry. Only when no run is usable do the others set the range.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -358,11 +359,17 @@ def comparison_plots(runs: Sequence[RunRecord], metric: str | None = "val_accura
 def plot_lr_race(runs: Sequence[RunRecord]) -> bytes | None:
     """The LR race of each configuration that chose ``max_lr="auto"`` by racing: validation loss against
     max_lr, one line per round (the first seed's race; the chosen value dashed)."""
-    races: dict[str, dict[str, Any]] = {}
+    # One race handed to several configurations (the demo shares one) is drawn once, titled with all of them.
+    by_race: dict[str, tuple[list[str], dict[str, Any]]] = {}
     for run in runs:
         selection = run.lr_selection or {}
-        if selection.get("entries") and run.name not in races:
-            races[run.name] = selection
+        if not selection.get("entries"):
+            continue
+        key = json.dumps([selection.get("value"), selection["entries"]], sort_keys=True)
+        names, _ = by_race.setdefault(key, ([], selection))
+        if run.name not in names:
+            names.append(run.name)
+    races = {", ".join(names): selection for names, selection in by_race.values()}
     if not races:
         return None
     plt = _pyplot()
