@@ -41,7 +41,7 @@ import torch
 from torch.nn import functional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, format_mean_std, mean_std, report_header, start
+from _common import RESULTS, format_mean_std, machine, mean_std, start
 
 from cadence.data import TensorLoader, load
 from cadence.lr_finder.race import select_lr
@@ -314,14 +314,15 @@ def run_task(name: str, seeds: list[int], args: argparse.Namespace) -> None:
                     trained(method, seed, value, SWEEP["num_steps"] / task.steps)
 
 
-def report(started: str, wall: float) -> Path:
+def report(started: str) -> Path:
     lines = [
         "# Automatic max_lr against a grid search and the peers' LR finders",
         "",
-        *report_header(
-            "lr_selection.py --tasks ... && python benchmarks/lr_selection.py --report", started, wall, False
-        ),
-        "- grid: max_lr values log-spaced over 1e-3 .. 1 (10, or 7 where a task says so); one-cycle "
+        f"- written {started} (UTC) from the per-run records in `results/lr_selection/*.json` (each run's "
+        f"seconds are there); {machine()}; torch {torch.__version__}, one thread per process",
+        "- commands: `python benchmarks/lr_selection.py --tasks TASK --seeds 3` per task, then "
+        "`python benchmarks/lr_selection.py --report`",
+        "- grid: 10 max_lr values log-spaced over 1e-3 .. 1 (--grid-points to change); one-cycle "
         "(torch's OneCycleLR shape) with momentum / beta1 cycled 0.95 -> 0.85; every finder sweeps "
         "1e-6 .. 10 in 100 updates",
         "- accuracy: test split, at the end of the run; a non-finite run counts at chance accuracy",
@@ -381,11 +382,11 @@ def main() -> None:
     parser.add_argument("--fashion-epochs", type=int, default=4)
     parser.add_argument("--report", action="store_true", help="write results/lr_selection.md from the JSON")
     args = parser.parse_args()
-    started, clock = start(threads=1)
+    started, _ = start(threads=1)
     for name in args.tasks:
         run_task(name, list(range(args.first_seed, args.first_seed + args.seeds)), args)
     if args.report:
-        print(f"wrote {report(started, time.perf_counter() - clock)}")
+        print(f"wrote {report(started)}")
 
 
 if __name__ == "__main__":
