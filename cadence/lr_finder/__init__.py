@@ -3,8 +3,9 @@
 - :func:`find_lr` runs the sweep and restores everything it touched (``sweep.py``);
 - :class:`LRFinderResult` holds curves, suggestions, trust, JSON and plot (``result.py``);
 - the suggestion rules are pure functions of a curve (``suggestions.py``);
-- :func:`select_lr` chooses ``max_lr`` by a sweep and a short race of candidates (``race.py``), on a
-  validation split carved from the training data (:func:`holdout_split`, ``holdout.py``);
+- :func:`select_lr` chooses ``max_lr`` by a sweep and a short race of candidates (``race.py``) on a
+  validation split carved from the training data (:func:`holdout_split`, ``holdout.py``); its record,
+  :class:`LRSelection`, is in ``selection.py``;
 - :func:`resolve_auto_schedules` turns ``max_lr="auto"`` schedules into concrete ones (``auto.py``).
 """
 
