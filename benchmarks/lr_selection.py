@@ -153,41 +153,30 @@ class Task:
         }
 
 
-def cadence_choices(task: Task, seed: int) -> dict[str, tuple[float, float]]:
-    """{method: (max_lr, cost as a fraction of one run)} for the race budgets and the sweep-only rules."""
-    choices = {}
-    for budget in BUDGETS:
-        model = task.model(seed)
-        selection = select_lr(
-            model,
-            make_optimizer(task.spec["optimizer"], model),
-            functional.cross_entropy,
-            task.loader(seed),
-            task.schedules("auto"),
-            total_steps=task.steps,
-            budget=budget,
-            sweep_options=SWEEP,
-            seed=seed,
-            trainer_options={"device": "cpu"},
-        )
-        choices[f"race {budget:g}"] = (selection.value, selection.cost_fraction)
-    for rule in RULES:
-        model = task.model(seed)
-        selection = select_lr(
-            model,
-            make_optimizer(task.spec["optimizer"], model),
-            functional.cross_entropy,
-            task.loader(seed),
-            task.schedules("auto"),
-            total_steps=task.steps,
-            method="sweep",
-            rule=rule,
-            sweep_options=SWEEP,
-            seed=seed,
-            trainer_options={"device": "cpu"},
-        )
-        choices[f"sweep {rule}"] = (selection.value, selection.cost_fraction)
-    return choices
+#: cadence's methods measured here: name -> select_lr options.
+VARIANTS: dict[str, dict[str, Any]] = {
+    **{f"race {budget:g}": {"budget": budget} for budget in BUDGETS},
+    "race 1, no vertex": {"budget": 1.0, "refine_vertex": False},
+    **{f"sweep {rule}": {"method": "sweep", "rule": rule} for rule in RULES},
+}
+
+
+def cadence_choice(task: Task, seed: int, options: dict[str, Any]) -> tuple[float, float]:
+    """``(max_lr, cost as a fraction of one run)`` chosen by ``select_lr(**options)`` for ``task``."""
+    model = task.model(seed)
+    selection = select_lr(
+        model,
+        make_optimizer(task.spec["optimizer"], model),
+        functional.cross_entropy,
+        task.loader(seed),
+        task.schedules("auto"),
+        total_steps=task.steps,
+        sweep_options=SWEEP,
+        seed=seed,
+        trainer_options={"device": "cpu"},
+        **options,
+    )
+    return selection.value, selection.cost_fraction
 
 
 def _torch_loader(task: Task, seed: int):
@@ -299,8 +288,9 @@ def run_task(name: str, seeds: list[int], args: argparse.Namespace) -> None:
         for max_lr in grid_values(args.grid_points):
             trained(f"grid {max_lr:.3g}", seed, max_lr, None)
         if not args.grid_only:
-            for method, (max_lr, cost) in cadence_choices(task, seed).items():
-                trained(method, seed, max_lr, cost)
+            for method, options in VARIANTS.items():
+                if f"{method}|{seed}" not in cache:
+                    trained(method, seed, *cadence_choice(task, seed, options))
             for method, finder in (
                 ("torch-lr-finder", torch_lr_finder_choice),
                 ("lightning", lightning_choice),
