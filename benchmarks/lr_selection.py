@@ -146,7 +146,7 @@ class Task:
         )
         state = trainer.fit()
         accuracy = state.metrics.get("val_accuracy", float("nan"))
-        finite = math.isfinite(state.metrics.get("val_loss", float("nan"))) and not trainer.diverged
+        finite = math.isfinite(state.metrics.get("val_loss", float("nan"))) and trainer.status != "diverged"
         return {
             "accuracy": float(accuracy) if finite else 1.0 / self.splits.num_classes,
             "failed": not finite,

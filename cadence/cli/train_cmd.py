@@ -108,8 +108,6 @@ def run(args: argparse.Namespace) -> int:
         )
         status, steps = summary.get("status"), summary.get("steps")
         print(f"cadence train: {status} after {steps} steps; {final}; run: {run_dir}")
-        if summary.get("status") == "stalled":
-            print(f"cadence train: {summary.get('extra', {}).get('stop_reason', 'the run stalled')}")
         if summary.get("status") in ("diverged", "failed", "stalled"):
             return 1
     elif state is not None:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cadence import distributed
 from cadence.errors import ConfigError
 from cadence.lr_finder.race import LRSelection, load_selection, plot_selection, select_lr
 
@@ -89,13 +90,8 @@ def resolve_auto_schedules(
     pending = [name for name, schedule in schedules.items() if needs_lr_finder(schedule)]
     if not pending:
         return dict(schedules), None
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    rank = torch.distributed.get_rank() if distributed else 0
-    recorded = _recorded_value(Path(run_dir)) if run_dir is not None and rank == 0 else None
-    if distributed:
-        shared = [recorded]
-        torch.distributed.broadcast_object_list(shared, src=0)
-        recorded = shared[0]
+    main = distributed.is_main_process()
+    recorded = distributed.broadcast_object(_recorded_value(Path(run_dir)) if run_dir and main else None)
     selection = None
     if recorded is not None:
         value = float(recorded)
@@ -118,7 +114,7 @@ def resolve_auto_schedules(
     resolved = {
         name: schedule.with_lr(value) if name in pending else schedule for name, schedule in schedules.items()
     }
-    if selection is not None and run_dir is not None and rank == 0:
+    if selection is not None and run_dir is not None and main:
         path = Path(run_dir) / RESULT_FILE
         selection.save_json(path, resolved={name: repr(resolved[name]) for name in pending})
         plot_selection(selection, path.with_name(PLOT_FILE))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,11 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from cadence import distributed
 from cadence.errors import ConfigError
 from cadence.lr_finder.holdout import holdout_split
 from cadence.lr_finder.result import LRFinderResult
 from cadence.lr_finder.selection import LRSelection, RaceEntry, load_selection, plot_selection
 from cadence.lr_finder.sweep import find_lr
+from cadence.train.checkpoint import capture_rng_state, restore_rng_state
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -117,28 +118,6 @@ def refine(entries: list[RaceEntry]) -> tuple[float, str]:
     )
 
 
-def _is_distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def _broadcast(value: float) -> float:
-    if not _is_distributed():
-        return value
-    shared = [value]
-    torch.distributed.broadcast_object_list(shared, src=0)
-    return float(shared[0])
-
-
-def _capture_rng() -> tuple[Any, ...]:
-    return random.getstate(), np.random.get_state(), torch.get_rng_state()
-
-
-def _restore_rng(states: tuple[Any, ...]) -> None:
-    random.setstate(states[0])
-    np.random.set_state(states[1])
-    torch.set_rng_state(states[2])
-
-
 def _top_of_bracket(sweep: LRFinderResult) -> float:
     """The LR at the lowest smoothed loss of the sweep (where the loss stops falling)."""
     pairs = [(loss, lr) for lr, loss in zip(sweep.lrs, sweep.smoothed_losses) if math.isfinite(loss)]
@@ -147,16 +126,6 @@ def _top_of_bracket(sweep: LRFinderResult) -> float:
             "max_lr='auto': the LR range test produced no finite loss; give max_lr a number or lower start_lr"
         )
     return float(min(pairs)[1])
-
-
-def _sweep_model(model: nn.Module) -> nn.Module:
-    """Under data parallelism the sweep's copy is wrapped in DDP, so its gradients are averaged over ranks."""
-    if _is_distributed() and torch.distributed.get_world_size() > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        device = next(model.parameters()).device
-        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return model
 
 
 def select_lr(
@@ -216,7 +185,7 @@ def select_lr(
         raise ConfigError(f"lr_selection.candidates must be a whole number in [2, 12], got {candidates!r}")
     options = dict(trainer_options or {})
     say = log or (lambda message: None)
-    rng = _capture_rng()
+    rng = capture_rng_state()
     try:
         if val_data is None:
             train_part, val_part = holdout_split(train_data, val_fraction, seed)
@@ -226,7 +195,6 @@ def select_lr(
             model, optimizer, loss_fn, train_part, callbacks, options, sweep_options, rule, seed
         )
         sweep_steps = len(sweep.lrs) * int(sweep.options.get("repeats", 1))
-        top = _top_of_bracket(sweep)
         if method == "sweep":
             value = float(sweep.suggestion)
             if not (math.isfinite(value) and value > 0):
@@ -234,6 +202,7 @@ def select_lr(
             reason = f"the range test's {rule} suggestion (no race)"
             ladder, entries, race_steps = [], [], 0
         else:
+            top = _top_of_bracket(sweep)
             ladder = candidate_ladder(top, candidates)
             say(
                 f"LR race: {candidates} candidates {ladder[0]:.3g} .. {ladder[-1]:.3g} (lowest sweep loss at "
@@ -266,8 +235,8 @@ def select_lr(
             value, why = refine(finalists) if refine_vertex else (best.lr, "lowest validation loss")
             reason = f"{why}; {len(finalists)} finalists of {candidates} candidates"
     finally:
-        _restore_rng(rng)
-    value = _broadcast(value)
+        restore_rng_state(rng)
+    value = float(distributed.broadcast_object(value))
     return LRSelection(
         value=value,
         method=method,
@@ -299,8 +268,9 @@ def _run_sweep(model, optimizer, loss_fn, train_part, callbacks, options, sweep_
     model_copy, optimizer_copy, callback_copies = _copies(model, optimizer, callbacks)
     sweep_kwargs = {**SWEEP_DEFAULTS, "progress": False, **dict(sweep_options or {})}
     precision = options.get("precision")
-    result = find_lr(
-        _sweep_model(model_copy),
+    # Under data parallelism the copy is wrapped in DDP, so the sweep's gradients are averaged over ranks.
+    return find_lr(
+        distributed.wrap_model(model_copy),
         optimizer_copy,
         loss_fn,
         train_part,
@@ -315,8 +285,6 @@ def _run_sweep(model, optimizer, loss_fn, train_part, callbacks, options, sweep_
         device=options.get("device"),
         **sweep_kwargs,
     )
-    del model_copy, optimizer_copy
-    return result
 
 
 def _race(
@@ -340,8 +308,7 @@ def _race(
     entries: list[RaceEntry] = []
     alive = list(ladder)
     plan = race_plan(len(ladder), budget_steps)
-    for index, (size, steps) in enumerate(plan):
-        alive = alive[:size] if index == 0 else alive
+    for index, (_, steps) in enumerate(plan):
         steps = min(steps, total_steps)
         factor = total_steps / steps
         round_entries = []
@@ -362,6 +329,7 @@ def _race(
                 progress=False,
                 checkpoint_every_epochs=None,
                 eval_every_epochs=None,
+                log=_quiet,  # a stalled or diverged candidate is a result of the race, not a problem
                 **options,
             )
             state = trainer.fit()
@@ -384,6 +352,10 @@ def _race(
             ranked = sorted(round_entries, key=lambda entry: (entry.score, entry.lr))
             alive = sorted(entry.lr for entry in ranked[:keep])
     return entries
+
+
+def _quiet(line: str) -> None:
+    """Where the candidates' notes go: nowhere."""
 
 
 @dataclasses.dataclass(frozen=True)

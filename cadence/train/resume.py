@@ -36,7 +36,7 @@ __all__ = [
 #: Counters copied one to one between :class:`TrainState` and the payload's ``"trainer"`` entry.
 _COUNTERS = ("step", "epoch", "batch_index", "skipped_steps", "wall_time", "last_loss")
 #: Added later: a checkpoint without them resumes with the defaults (stall detection restarts).
-_OPTIONAL_COUNTERS = ("loss_start", "loss_average", "lr_peak")
+_OPTIONAL_COUNTERS = ("loss_start", "loss_average")
 
 
 def find_checkpoint(

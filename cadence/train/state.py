@@ -48,8 +48,6 @@ class TrainState:
     #: Mean training loss of the first steps and a running average of the recent ones (stall detection).
     loss_start: float = float("nan")
     loss_average: float = float("nan")
-    #: The largest scheduled learning rate applied so far.
-    lr_peak: float = float("nan")
     #: Metrics of the latest evaluation, e.g. ``{"val_loss": 0.3, "val_accuracy": 0.91}``.
     metrics: dict[str, float] = field(default_factory=dict)
     #: Number of optimizer updates skipped by the fp16 loss scaler.

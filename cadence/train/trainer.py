@@ -246,14 +246,13 @@ class Trainer:
                         loss_average=state.loss_average,
                         metrics=state.metrics,
                         num_classes=self.num_classes,
-                        lr_peak=state.lr_peak if math.isfinite(state.lr_peak) else None,
+                        lr_peak=self._peak_lr(state.step),
                         precision=self.precision.mode,
                     )
                     if error is not None:
                         status = "stalled"
                         state.stop_reason = error
-                        if state.is_main_process and self.progress not in (False, "off"):
-                            print(f"cadence: {error}", flush=True)
+                        self._note(error, problem=True)
                 if self._checkpointing and self._last_checkpoint_step != state.step:
                     self._save_checkpoint(state)
         except BaseException as exception:
@@ -321,8 +320,6 @@ class Trainer:
         state.loss_start, state.loss_average = update_trend(
             state.loss_start, state.loss_average, state.step, loss_value, state.total_steps
         )
-        lr = self._lr(state)
-        state.lr_peak = lr if not math.isfinite(state.lr_peak) else max(state.lr_peak, lr)
         state.step += 1
         state.last_loss = loss_value
         epoch = self._epoch_position(state)
@@ -514,6 +511,16 @@ class Trainer:
         # The scheduled value of this step, else what the optimizer holds (no "lr" schedule given).
         return state.hyperparams.get("lr", self.optimizer.param_groups[0]["lr"])
 
+    def _peak_lr(self, steps: int) -> float | None:
+        """The largest scheduled LR of the first ``steps`` steps (derived from the schedule: the clock is
+        ``step``), sampled at no more than about 2000 steps; the optimizer's LR without an "lr" schedule."""
+        schedule = self.schedules.get("lr")
+        if schedule is None:
+            return float(self.optimizer.param_groups[0]["lr"])
+        if not callable(schedule):
+            return float(schedule)
+        return max((float(schedule(step)) for step in range(0, steps, max(1, steps // 2000))), default=None)
+
     def _diverge(self, state: TrainState, loss_value: float) -> None:
         lr = self._lr(state)
         last = checkpoints.latest_checkpoint(self.run_dir / "checkpoints") if self.run_dir else None
@@ -527,11 +534,6 @@ class Trainer:
         state.stop_reason = message
 
     # ------------------------------------------------------------------ schedules and checkpoints
-
-    @property
-    def diverged(self) -> bool:
-        """True when the last ``fit`` stopped at a non-finite loss."""
-        return getattr(self, "_divergence", None) is not None
 
     def step_options(self) -> dict[str, Any]:
         """The arguments that shape one training step, for loops that must train exactly like this one
@@ -577,7 +579,7 @@ class Trainer:
                 callback for callback in self.callbacks if getattr(callback, "shapes_training", False)
             ],
             seed=self.seed,
-            log=(lambda message: print(message, flush=True)) if show else None,
+            log=(self.log or (lambda message: print(message, flush=True))) if show else None,
         )
         self.schedules = schedules
         self._auto_resolved = True
