@@ -58,7 +58,7 @@ def grid_values(points: int) -> list[float]:
 
 
 SWEEP = {"start_lr": 1e-6, "end_lr": 10.0, "num_steps": 100}
-BUDGETS = (0.3, 0.5, 1.0)
+BUDGETS = (0.3, 0.5, 1.0, 2.0, 3.0)
 RULES = ("valley", "steepest", "minimum")
 JSON_DIR = RESULTS / "lr_selection"
 
@@ -72,6 +72,15 @@ def task_spec(name: str, args: argparse.Namespace) -> dict[str, Any]:
         data = ("fashion-mnist", {"subset": args.fashion_subset})
         steps = args.fashion_epochs * math.ceil(args.fashion_subset / 64)
         return {"data": data, "model": "cnn28", "optimizer": "sgd", "batch": 64, "steps": steps}
+    if name == "fashion20k-sgd":
+        steps = 4 * math.ceil(20000 / 64)
+        return {
+            "data": ("fashion-mnist", {"subset": 20000}),
+            "model": "cnn28",
+            "optimizer": "sgd",
+            "batch": 64,
+            "steps": steps,
+        }
     if name == "digits-sgd":
         return {
             "data": ("digits", {}),
@@ -91,7 +100,7 @@ def task_spec(name: str, args: argparse.Namespace) -> dict[str, Any]:
     raise SystemExit(f"unknown task {name!r}")
 
 
-TASKS = ("mnist1d-adam", "mnist1d-sgd", "fashion-sgd", "digits-sgd", "mnist5k-adamw")
+TASKS = ("mnist1d-adam", "mnist1d-sgd", "fashion-sgd", "fashion20k-sgd", "digits-sgd", "mnist5k-adamw")
 
 
 def make_optimizer(kind: str, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -254,13 +263,16 @@ def lightning_choice(task: Task, seed: int) -> float:
 
 def run_task(name: str, seeds: list[int], args: argparse.Namespace) -> None:
     task = Task(name, args)
-    path = JSON_DIR / f"{name}.json"
+    if args.steps:
+        task.steps = task.spec["steps"] = args.steps
+    json_dir = args.out / "lr_selection" if args.out else JSON_DIR
+    path = json_dir / f"{name}.json"
     record = json.loads(path.read_text()) if path.exists() else {"task": name, "spec": task.spec, "runs": {}}
     record["spec"] = {**task.spec, "data": list(task.spec["data"])}
     cache = record["runs"]
 
     def save() -> None:
-        JSON_DIR.mkdir(parents=True, exist_ok=True)
+        json_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1) + "\n")
 
     def trained(method: str, seed: int, max_lr: float, cost: float | None) -> None:
@@ -289,11 +301,17 @@ def run_task(name: str, seeds: list[int], args: argparse.Namespace) -> None:
             trained(f"grid {max_lr:.3g}", seed, max_lr, None)
         if not args.grid_only:
             for method, options in VARIANTS.items():
+                if args.variants and method not in args.variants:
+                    continue
                 if f"{method}|{seed}" not in cache:
                     trained(method, seed, *cadence_choice(task, seed, options))
             for method, finder in (
-                ("torch-lr-finder", torch_lr_finder_choice),
-                ("lightning", lightning_choice),
+                ()
+                if args.no_peers
+                else (
+                    ("torch-lr-finder", torch_lr_finder_choice),
+                    ("lightning", lightning_choice),
+                )
             ):
                 if f"{method}|{seed}" not in cache:
                     try:
@@ -304,7 +322,7 @@ def run_task(name: str, seeds: list[int], args: argparse.Namespace) -> None:
                     trained(method, seed, value, SWEEP["num_steps"] / task.steps)
 
 
-def report(started: str) -> Path:
+def report(started: str, results: Path = RESULTS) -> Path:
     lines = [
         "# Automatic max_lr against a grid search and the peers' LR finders",
         "",
@@ -320,7 +338,7 @@ def report(started: str) -> Path:
         "spent choosing, as a fraction of one training run",
         "",
     ]
-    for path in sorted(JSON_DIR.glob("*.json")):
+    for path in sorted((results / "lr_selection").glob("*.json")):
         record = json.loads(path.read_text())
         rows: dict[str, list[dict[str, Any]]] = {}
         for run in record["runs"].values():
@@ -356,7 +374,7 @@ def report(started: str) -> Path:
                 f"{100 * (mean - best):+.2f} | {sum(r['failed'] for r in runs)}/{len(runs)} | {cost} |"
             )
         lines.append("")
-    out = RESULTS / "lr_selection.md"
+    out = results / "lr_selection.md"
     out.write_text("\n".join(lines) + "\n")
     return out
 
@@ -367,16 +385,31 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--grid-only", action="store_true")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=sorted(VARIANTS),
+        default=[],
+        help="cadence methods to run (default: all)",
+    )
     parser.add_argument("--grid-points", type=int, default=len(GRID), help="max_lr grid size over 1e-3 .. 1")
     parser.add_argument("--fashion-subset", type=int, default=10000)
     parser.add_argument("--fashion-epochs", type=int, default=4)
     parser.add_argument("--report", action="store_true", help="write results/lr_selection.md from the JSON")
+    parser.add_argument("--steps", type=int, default=0, help="steps per run (smoke tests)")
+    parser.add_argument("--no-peers", action="store_true", help="skip torch-lr-finder and Lightning")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default: benchmarks/results)",
+    )
     args = parser.parse_args()
     started, _ = start(threads=1)
     for name in args.tasks:
         run_task(name, list(range(args.first_seed, args.first_seed + args.seeds)), args)
     if args.report:
-        print(f"wrote {report(started)}")
+        print(f"wrote {report(started, args.out or RESULTS)}")
 
 
 if __name__ == "__main__":
