@@ -12,7 +12,7 @@ from typing import Any
 
 from cadence.errors import ConfigError
 from cadence.schedules.base import Schedule
-from cadence.schedules.combinators import Join, Repeat, Sequence, Truncate, Warmup
+from cadence.schedules.combinators import Join, Product, Repeat, Scaled, Sequence, Shift, Truncate, Warmup
 from cadence.schedules.primitives import Constant, Cosine, Exponential, Geometric, Linear, Polynomial
 from cadence.schedules.recipes import (
     CYCLIC_MODES,
@@ -51,6 +51,9 @@ SCHEDULES: dict[str, type[Schedule]] = {
         Warmup,
         Repeat,
         Truncate,
+        Product,
+        Shift,
+        Scaled,
     )
 }
 
