@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from transfer_helpers import data, stack
+from transfer.transfer_helpers import data, stack
 
 from cadence.callbacks.unfreezing import GradualUnfreezing
 from cadence.errors import ConfigError
