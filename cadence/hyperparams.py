@@ -190,19 +190,25 @@ class HyperparamPipeline:
 
     def group_values(self, optimizer: torch.optim.Optimizer, step: int) -> list[dict[str, float]]:
         """The values written into each param group at ``step``: ``[{"lr": ..., "momentum": ...}, ...]``."""
+        return self._evaluate(optimizer, step)[1]
+
+    def _evaluate(
+        self, optimizer: torch.optim.Optimizer, step: int
+    ) -> tuple[dict[str, float], list[dict[str, float]]]:
+        """The unscaled values and, per param group, the values to write (each schedule evaluated once)."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step=}")
         base = self.values(step)
-        factors = self._factors(step, len(optimizer.param_groups))
+        factors = self._factors(step, len(optimizer.param_groups)) if self.modifiers else None
         rows = []
         for index, group in enumerate(optimizer.param_groups):
             row = {}
             for key, value in base.items():
                 scale_key = HYPERPARAMS[key]
                 scale = float(group.get(scale_key, 1.0)) if scale_key is not None else 1.0
-                row[key] = value * scale * factors[key][index]
+                row[key] = value * scale * (factors[key][index] if factors is not None else 1.0)
             rows.append(row)
-        return rows
+        return base, rows
 
     def _factors(self, step: int, groups: int) -> dict[str, list[float]]:
         factors = {key: [1.0] * groups for key in self._schedules}
@@ -232,11 +238,11 @@ class HyperparamPipeline:
 
     def apply(self, optimizer: torch.optim.Optimizer, step: int) -> dict[str, float]:
         """Write the values for ``step`` into every param group; return the unscaled values."""
-        rows = self.group_values(optimizer, step)
+        base, rows = self._evaluate(optimizer, step)
         for group, row in zip(optimizer.param_groups, rows):
             for key, value in row.items():
                 _write(group, key, value)
-        return self.values(step)
+        return base
 
 
 def _write(group: dict, key: str, value: float) -> None:
