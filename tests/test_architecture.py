@@ -111,3 +111,15 @@ def test_the_lazy_package_exports_every_public_name():
         assert getattr(cadence, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         cadence.nonexistent  # noqa: B018
+
+
+def test_only_the_pipeline_writes_a_param_groups_lr():
+    import re
+
+    writes = re.compile(r"""group\w*\[["']lr["']\]\s*=[^=]""")
+    writers = sorted(
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if writes.search(path.read_text())
+    )
+    assert writers == ["hyperparams.py"]
