@@ -20,19 +20,26 @@ stops at the first trainable group and the saving is real wall-clock.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from cadence.errors import ConfigError
+from cadence.hyperparams import HyperparamPipeline
 from cadence.param_groups import NORM_TYPES, LayerGroup, discriminative_lrs, layer_groups
+from cadence.schedules.base import Schedule
+from cadence.schedules.primitives import cosine
 
 __all__ = [
+    "FreezeRequest",
     "apply_freezeout",
+    "combine_freezing_",
     "freeze_",
+    "freezeout_factor",
+    "freezeout_factors",
+    "freezeout_frozen",
     "freezeout_lr",
     "freezeout_param_groups",
     "freezeout_times",
@@ -123,6 +130,34 @@ def set_trainable_(groups: Sequence[GroupLike], trainable: Iterable[int], *, tra
             freeze_(group, train_bn=train_bn)
 
 
+#: What one technique asks for: (the groups it manages, the groups it freezes now with their ``train_bn``).
+FreezeRequest = tuple[Sequence[GroupLike], Sequence[tuple[GroupLike, bool]]]
+
+
+def combine_freezing_(requests: Mapping[str, FreezeRequest]) -> None:
+    """Apply several techniques' freezing at once: a parameter trains iff no technique freezes it.
+
+    ``requests`` maps a technique's name to what it manages and what it freezes at this step (see
+    :data:`FreezeRequest`); every managed parameter frozen by some request gets ``requires_grad = False``
+    and ``grad = None``, every other managed one ``requires_grad = True``. The result depends on the
+    current requests only, not on the order in which the techniques changed them, so FreezeOut and
+    gradual unfreezing compose and a resumed run freezes exactly what the uninterrupted one did.
+    """
+    managed: dict[int, torch.Tensor] = {}
+    frozen: set[int] = set()
+    for groups, freezes in requests.values():
+        for param, _ in _flatten(list(groups)):
+            managed[id(param)] = param
+        for group, train_bn in freezes:
+            frozen.update(id(param) for param, is_norm in _flatten(group) if not (train_bn and is_norm))
+    for key, param in managed.items():
+        if key in frozen:
+            param.requires_grad_(False)
+            param.grad = None
+        else:
+            param.requires_grad_(True)
+
+
 def set_norm_eval_(groups: Sequence[GroupLike]) -> None:
     """Put the normalization layers of ``groups`` in eval mode (running statistics frozen, used as is).
 
@@ -164,17 +199,36 @@ def freezeout_times(n_groups: int, t0: float = 0.8, *, cubic: bool = True) -> li
     return times
 
 
+def freezeout_factor(t_i: float, total_steps: int, *, scale_lr: bool = True) -> Schedule:
+    """The LR multiplier of a group that freezes at ``t_i``: ``cosine(1 / t_i, 0, steps=t_i · total_steps)``
+    (``start = 1`` without ``scale_lr``), i.e. ``0.5 · (1 / t_i) · (1 + cos(π · step / (t_i · T)))`` until the
+    group freezes and 0 from then on. The registered FreezeOut modifier of :mod:`cadence.hyperparams`."""
+    if not 0 < t_i <= 1:
+        raise ConfigError(f"FreezeOut t_i must be in (0, 1], got {t_i=}")
+    return cosine(1.0 / t_i if scale_lr else 1.0, 0.0, steps=t_i * total_steps)
+
+
+def freezeout_factors(
+    times: Sequence[float], total_steps: int, group_index: Sequence[int], *, scale_lr: bool = True
+) -> list[Schedule]:
+    """One FreezeOut multiplier per optimizer param group (``group_index[i]``: its layer group)."""
+    by_layer = [freezeout_factor(t_i, total_steps, scale_lr=scale_lr) for t_i in times]
+    return [by_layer[index] for index in group_index]
+
+
 def freezeout_lr(step: int, total_steps: int, t_i: float, lr: float, *, scale_lr: bool = True) -> float:
-    """Learning rate of a group that freezes at ``t_i`` at ``step`` of ``total_steps``.
+    """Learning rate of a group that freezes at ``t_i`` at ``step`` of ``total_steps``:
+    ``lr · freezeout_factor(t_i, total_steps)(step)``.
 
     ``0.5 * lr_i0 * (1 + cos(pi * t / t_i))`` for ``t = step / total_steps < t_i`` and 0 afterwards, with
     ``lr_i0 = lr / t_i`` if ``scale_lr`` else ``lr``.
     """
-    t = step / total_steps
-    if t >= t_i:
-        return 0.0
-    initial = lr / t_i if scale_lr else lr
-    return 0.5 * initial * (1.0 + math.cos(math.pi * t / t_i))
+    return lr * freezeout_factor(t_i, total_steps, scale_lr=scale_lr)(step)
+
+
+def freezeout_frozen(step: int, total_steps: int, times: Sequence[float]) -> list[bool]:
+    """Per layer group, whether FreezeOut has frozen it at ``step``."""
+    return [step / total_steps >= t_i for t_i in times]
 
 
 def optimizer_group_index(optimizer: torch.optim.Optimizer, groups: Sequence[GroupLike]) -> list[int]:
@@ -250,12 +304,13 @@ def apply_freezeout(
             apply_freezeout(optimizer, groups, step, total_steps, lr=0.1)
             loss = loss_fn(model(x), y); optimizer.zero_grad(); loss.backward(); optimizer.step()
 
-    The LR written is ``freezeout_lr(...) * group.get("lr_scale", 1)``. Returns, per layer group, whether it
+    The LR written (by :class:`cadence.hyperparams.HyperparamPipeline`) is ``lr · group["lr_scale"] ·
+    freezeout_factor(t_i, total_steps)(step)``. Returns, per layer group, whether it
     is frozen at this step. Frozen groups are frozen entirely (batch-norm parameters included) so that
     backward really stops; groups not yet due are made trainable, so the result depends on ``step`` only.
     """
     times = freezeout_times(len(groups), t0, cubic=cubic)
-    frozen = [step / total_steps >= t_i for t_i in times]
+    frozen = freezeout_frozen(step, total_steps, times)
     for group, is_frozen in zip(groups, frozen):
         if is_frozen:
             freeze_(group, train_bn=False)
@@ -263,7 +318,9 @@ def apply_freezeout(
             unfreeze_(group)
     if group_index is None:
         group_index = optimizer_group_index(optimizer, groups)
-    for param_group, index in zip(optimizer.param_groups, group_index):
-        value = freezeout_lr(step, total_steps, times[index], lr, scale_lr=scale_lr)
-        param_group["lr"] = value * param_group.get("lr_scale", 1.0)
+    pipeline = HyperparamPipeline({"lr": lr})
+    pipeline.multiply(
+        "lr", freezeout_factors(times, total_steps, group_index, scale_lr=scale_lr), owner="FreezeOut"
+    )
+    pipeline.apply(optimizer, step)
     return frozen

@@ -7,6 +7,7 @@ hooks, so the same technique also works in a hand-written loop.
 from cadence.callbacks.averaging import EMA, SWA
 from cadence.callbacks.early_stopping import EarlyStopping
 from cadence.callbacks.freezeout import FreezeOut
+from cadence.callbacks.lr_scaling import RecordLRScaling
 from cadence.callbacks.mixup import Mixup
 from cadence.callbacks.progress import ProgressBar
 from cadence.callbacks.snapshot import SnapshotEnsemble
@@ -22,5 +23,6 @@ __all__ = [
     "GradualUnfreezing",
     "Mixup",
     "ProgressBar",
+    "RecordLRScaling",
     "SnapshotEnsemble",
 ]

@@ -25,10 +25,13 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
-from cadence.callbacks.snapshot import atomic_save, trainer_lr_schedule
+from cadence.callbacks.snapshot import atomic_save
 from cadence.ensembles import unwrap_model
 from cadence.errors import ConfigError
-from cadence.hyperparams import resolve, set_hyperparams
+from cadence.hyperparams import as_schedule
+from cadence.schedules.base import Schedule
+from cadence.schedules.combinators import join
+from cadence.schedules.primitives import constant, cosine, linear
 from cadence.tracking.run import update_summary_extra
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
@@ -45,8 +48,8 @@ def ema_decay(decay: float, num_averaged: int, warmup: bool = True) -> float:
     return min(decay, (1.0 + num_averaged) / (10.0 + num_averaged))
 
 
-@dataclass(frozen=True)
-class SWALRSchedule:
+@dataclass(frozen=True, repr=False)
+class SWALRSchedule(Schedule):
     """An LR schedule that follows ``base`` until ``start_step`` and then anneals to ``swa_lr``.
 
     For ``step >= start_step`` with ``t = min(1, (step - start_step) / anneal_steps)``::
@@ -54,11 +57,14 @@ class SWALRSchedule:
         lr = swa_lr + (base(start_step) - swa_lr) · (1 + cos(π t)) / 2     (anneal="cos")
         lr = swa_lr + (base(start_step) - swa_lr) · (1 - t)                (anneal="linear")
 
-    the same shape as ``torch.optim.swa_utils.SWALR`` but a pure function of the step. Give it to the
-    Trainer as its ``"lr"`` schedule (the recommended way to combine SWA with a schedule) or let
-    :class:`SWA` with ``lr=`` build and apply it.
+    the same shape as ``torch.optim.swa_utils.SWALR`` but a pure function of the step. It is built from the
+    schedule primitives: ``join((base, cosine(base(start_step), swa_lr, steps=anneal_steps)),
+    boundaries=(start_step,))`` (``linear`` for ``anneal="linear"``, ``constant(swa_lr)`` without annealing).
+    Give it to the Trainer as its ``"lr"`` schedule, or let :class:`SWA` with ``lr=`` register it on the
+    run's hyperparameter pipeline.
     """
 
+    call_name = "SWALRSchedule"
     base: Callable[[int], float] | float
     start_step: int
     swa_lr: float
@@ -74,16 +80,24 @@ class SWALRSchedule:
             )
         if not self.swa_lr >= 0:
             raise ConfigError(f"SWA lr must be >= 0, got {self.swa_lr=}")
+        object.__setattr__(self, "_built", self.build())
 
-    def __call__(self, step: int) -> float:
-        if step < self.start_step:
-            return resolve(self.base, step)
+    def build(self) -> Schedule:
+        """The composed schedule this one evaluates."""
+        base = as_schedule(self.base)
         if self.anneal_steps == 0:
-            return float(self.swa_lr)
-        t = min(1.0, (step - self.start_step) / self.anneal_steps)
-        initial = resolve(self.base, self.start_step)
-        factor = (1.0 + math.cos(math.pi * t)) / 2.0 if self.anneal == "cos" else 1.0 - t
-        return self.swa_lr + (initial - self.swa_lr) * factor
+            phase: Schedule = constant(float(self.swa_lr))
+        else:
+            shape = cosine if self.anneal == "cos" else linear
+            phase = shape(base(self.start_step), float(self.swa_lr), steps=self.anneal_steps)
+        return phase if self.start_step == 0 else join((base, phase), (float(self.start_step),))
+
+    def at(self, t: float) -> float:
+        return self._built.at(t)  # type: ignore[attr-defined]
+
+    @property
+    def duration(self) -> float:
+        return self._built.duration  # type: ignore[attr-defined]
 
 
 class _Averaging(Callback):
@@ -188,10 +202,10 @@ class SWA(_Averaging):
         lr: ``None`` (default) keeps the Trainer's LR schedule untouched (average along whatever it does, e.g.
             the tail of a cosine or a cyclic schedule). A float switches to the SWA learning rate from
             ``start`` on, annealed over ``anneal_steps`` from the scheduled value at ``start`` (see
-            :class:`SWALRSchedule`): in ``on_batch_start`` the callback writes that value into every param
-            group (times its ``lr_scale``) and into ``state.hyperparams["lr"]``, after the Trainer has
-            applied its schedules for the step. It needs the Trainer's LR schedule: ``schedule=``, else
-            ``state.schedules["lr"]`` or the run's ``config.toml`` (see ``trainer_lr_schedule``).
+            :class:`SWALRSchedule`): in ``on_fit_start`` the callback replaces the run's LR schedule on
+            its hyperparameter pipeline (``state.pipeline``) by that schedule, so every param group gets it
+            times its ``lr_scale`` (and any other technique's modifiers). It needs the LR schedule in force:
+            ``schedule=``, else the pipeline's (the Trainer's, after earlier callbacks' replacements).
             Equivalent and more explicit: train with ``SWALRSchedule(base, start_step, swa_lr,
             anneal_steps)`` (or ``SWA(lr=...).lr_schedule(base, total_steps)``) as the Trainer's ``"lr"``
             schedule and average with ``SWA(start, lr=None)``.
@@ -254,21 +268,14 @@ class SWA(_Averaging):
         if self._start_step(state.total_steps) >= state.total_steps:
             raise ConfigError(f"SWA start={self.start} is not before total_steps={state.total_steps}")
         super().on_fit_start(state)
-        self._lr_schedule = None
         if self.lr is not None:
-            base = self.schedule if self.schedule is not None else trainer_lr_schedule(state)
+            base = self.schedule if self.schedule is not None else state.pipeline.schedule("lr")
             if base is None:
                 raise ConfigError(
                     "SWA(lr=...) needs the Trainer's LR schedule: pass SWA(..., schedule=the_lr_schedule), "
                     "or train with SWALRSchedule(base, start_step, swa_lr) as the 'lr' schedule, SWA(lr=None)"
                 )
-            self._lr_schedule = self.lr_schedule(base, state.total_steps)
-
-    def on_batch_start(self, state: TrainState) -> None:
-        schedule = getattr(self, "_lr_schedule", None)
-        if schedule is None or state.step < schedule.start_step:
-            return
-        state.hyperparams.update(set_hyperparams(state.optimizer, state.step, lr=schedule))
+            state.pipeline.replace("lr", self.lr_schedule(base, state.total_steps), owner="SWA")
 
 
 class EMA(_Averaging):

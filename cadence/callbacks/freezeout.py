@@ -15,8 +15,13 @@ Usage::
 
 The optimizer must have one param group per layer group (``freezeout_param_groups`` builds them; a
 ``"layer_group"`` key or an exact parameter match identifies them); anything else is a :class:`ConfigError`.
-The base LR is ``lr`` when given, otherwise the value the Trainer's LR schedule applied at the step (give it a
-constant). Everything is derived from ``state.step``: nothing is stored, a resumed run continues exactly.
+The LR is not written here: in ``on_fit_start`` the callback registers one multiplier per param group on the
+run's :class:`~cadence.hyperparams.HyperparamPipeline` (``cosine(1/t_i, 0, steps=t_i · total_steps)``, see
+:func:`cadence.freezing.freezeout_factor`), so group ``i`` gets ``schedule(step) · lr_scale_i ·
+factor_i(step)``.
+The base is the Trainer's LR schedule (give it a constant for the paper's setting), or ``lr`` when given
+(which replaces the schedule). Everything is derived from ``state.step``: nothing is stored, a resumed run
+continues exactly.
 """
 
 from __future__ import annotations
@@ -24,8 +29,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cadence.errors import ConfigError
-from cadence.freezing import apply_freezeout, freezeout_param_groups, freezeout_times, optimizer_group_index
+from cadence.freezing import (
+    combine_freezing_,
+    freezeout_factors,
+    freezeout_frozen,
+    freezeout_param_groups,
+    freezeout_times,
+    optimizer_group_index,
+)
 from cadence.param_groups import LayerGroup, layer_groups
+from cadence.schedules.primitives import constant
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
 
@@ -45,6 +58,7 @@ class FreezeOut(Callback):
     """
 
     shapes_training = True
+    changes_trainable = True
 
     def __init__(
         self,
@@ -67,6 +81,7 @@ class FreezeOut(Callback):
         self.lr = lr
         self.n_groups = n_groups
         self._group_index: list[int] | None = None
+        self._frozen: list[bool] | None = None
 
     def times(self) -> list[float]:
         """The fraction of training at which each group freezes."""
@@ -83,36 +98,34 @@ class FreezeOut(Callback):
         if self.groups is None:
             self.groups = layer_groups(state.model, n_groups=self.n_groups)
         self._group_index = optimizer_group_index(state.optimizer, self.groups)
-        # Freeze what is due at the (possibly resumed) step now; LRs are written once the step's base LR is
-        # known, in on_batch_start (the Trainer applies its schedules just before that hook).
-        self._apply(state, base=0.0)
-
-    def on_batch_start(self, state: TrainState) -> None:
-        self._apply(state, base=self._base_lr(state))
-
-    def on_after_backward(self, state: TrainState) -> None:
-        # Written again after backward so that it wins over a schedule a loop applies after on_batch_start.
-        self._apply(state, base=self._base_lr(state))
-
-    def _base_lr(self, state: TrainState) -> float:
+        pipeline = state.pipeline
         if self.lr is not None:
-            return self.lr
-        if "lr" not in state.hyperparams:
+            pipeline.replace("lr", constant(self.lr), owner="FreezeOut")
+        elif pipeline.schedule("lr") is None:
             raise ConfigError(
                 "FreezeOut needs a base LR: pass FreezeOut(lr=...) or give the Trainer an LR schedule"
             )
-        return float(state.hyperparams["lr"])
-
-    def _apply(self, state: TrainState, base: float) -> None:
-        assert self.groups is not None
-        apply_freezeout(
-            state.optimizer,
-            self.groups,
-            min(state.step, state.total_steps),
-            state.total_steps,
-            base,
-            t0=self.t0,
-            scale_lr=self.scale_lr,
-            cubic=self.cubic,
-            group_index=self._group_index,
+        factors = freezeout_factors(
+            self.times(), state.total_steps, self._group_index, scale_lr=self.scale_lr
         )
+        pipeline.multiply("lr", factors, owner="FreezeOut")
+        self._frozen = None
+        self._freeze(state)  # what is due at the (possibly resumed) step
+
+    def on_batch_start(self, state: TrainState) -> None:
+        self._freeze(state)
+
+    def _freeze(self, state: TrainState) -> None:
+        assert self.groups is not None
+        frozen = freezeout_frozen(min(state.step, state.total_steps), state.total_steps, self.times())
+        if frozen == self._frozen:
+            return
+        requests = getattr(state, "freezing", None)
+        if requests is None:  # a loop without the shared record: this technique alone
+            requests = {}
+        requests["FreezeOut"] = (
+            self.groups,
+            [(g, False) for g, is_frozen in zip(self.groups, frozen) if is_frozen],
+        )
+        combine_freezing_(requests)
+        self._frozen = frozen

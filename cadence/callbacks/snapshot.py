@@ -44,23 +44,15 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 
 
 def trainer_lr_schedule(state: TrainState) -> Callable[[int], float] | None:
-    """The LR schedule the Trainer applies, when it can be known from the state or the run record.
+    """The run's LR schedule as the Trainer was given it (``state.schedules["lr"]``), ``None`` without one.
 
-    Looked up in ``state.schedules["lr"]`` (if the Trainer exposes its schedules on the state), else rebuilt
-    from ``run_dir/config.toml`` (written by the Trainer before ``on_fit_start`` for runs from a config, as
-    ``cadence train`` does) with the run's ``steps_per_epoch`` and ``total_steps``. ``None`` otherwise.
+    Read from the state only: a callback never re-reads the run's files (``config.toml``); the config layer
+    builds the schedule once and hands it to the Trainer.
     """
     schedules = getattr(state, "schedules", None)
     if isinstance(schedules, dict) and schedules.get("lr") is not None:
         return schedules["lr"]
-    config_path = Path(state.run_dir) / "config.toml" if state.run_dir is not None else None
-    if config_path is None or not config_path.is_file():
-        return None
-    from cadence.config import load_config, schedule_configs
-    from cadence.schedules import from_config
-
-    table = schedule_configs(load_config(config_path), state.steps_per_epoch, state.total_steps).get("lr")
-    return from_config(table) if isinstance(table, dict) else None
+    return None
 
 
 class SnapshotEnsemble(Callback):
@@ -72,8 +64,8 @@ class SnapshotEnsemble(Callback):
         at_steps: explicit 0-based steps ``s``; the snapshot is taken after update ``s`` (for schedules
             without ``cycle_ends``). Exclusive with a cyclic schedule's own ends only in that it wins.
         schedule: the LR schedule to ask for ``cycle_ends`` (the same one the Trainer applies). Needed in
-            Python use; when left out, the schedule is taken from ``state.schedules["lr"]`` or rebuilt from
-            the run's ``config.toml`` (runs from ``cadence train``), see :func:`trainer_lr_schedule`.
+            Python use; when left out, the schedule is taken from ``state.schedules["lr"]`` (the Trainer's),
+            see :func:`trainer_lr_schedule`.
 
     A snapshot for end ``s`` is written in ``on_step_end`` when ``state.step == s + 1``. The taken steps are
     kept in :meth:`state_dict`; on resume the earlier files stay and the later snapshots are taken at the

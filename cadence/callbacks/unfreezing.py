@@ -14,9 +14,12 @@ its own learning-rate policy. Here the stages are data::
 
 The trainable set and the LR are pure functions of ``state.step``, recomputed in ``on_fit_start``, so a
 resumed run continues exactly; the callback stores nothing. A stage's ``lr``/``momentum`` schedule runs on
-the stage's local clock (``step - stage_start``) and overrides the Trainer's schedule while the stage lasts;
-each group gets ``lr * group["lr_scale"]``, so discriminative LRs compose. Frozen groups keep their param
-groups; they simply get no gradient and therefore no update.
+the stage's local clock (``step - stage_start``) and replaces the Trainer's schedule while the stage lasts
+(a stage without one follows the Trainer's schedule on the run's clock). The callback writes no LR itself:
+in ``on_fit_start`` it registers that replacement (``join`` of the stages' schedules) and, with
+``train_bn=False`` and one param group per layer group, a 0/1 multiplier per group (0 while it is frozen) on
+the run's :class:`~cadence.hyperparams.HyperparamPipeline`; each group gets ``lr · lr_scale · factor``, so
+discriminative LRs compose. Frozen groups keep their param groups; they get no gradient and no update.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cadence.errors import ConfigError
-from cadence.freezing import set_norm_eval_, set_trainable_
-from cadence.hyperparams import ScheduleOrValue, resolve
+from cadence.freezing import combine_freezing_, optimizer_group_index, set_norm_eval_
+from cadence.hyperparams import ScheduleOrValue, stage_schedule
 from cadence.param_groups import LayerGroup, layer_groups
+from cadence.schedules.primitives import constant
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
 
@@ -136,6 +140,7 @@ class GradualUnfreezing(Callback):
     """
 
     shapes_training = True
+    changes_trainable = True
 
     def __init__(
         self,
@@ -185,21 +190,58 @@ class GradualUnfreezing(Callback):
             self.groups = layer_groups(state.model, n_groups=self.n_groups)
         self._starts = self.stage_starts(state.total_steps, state.steps_per_epoch)
         self._active = None
+        self._register(state)
         self._apply(state)
 
     def on_batch_start(self, state: TrainState) -> None:
         self._apply(state)
 
-    def on_after_backward(self, state: TrainState) -> None:
-        # Written again after backward so that it wins over a schedule the loop applied before the forward.
-        self._write_hyperparams(state)
+    def _register(self, state: TrainState) -> None:
+        """Put the stages' LR/momentum and the frozen groups' zero LR into the run's pipeline."""
+        assert self.groups is not None
+        pipeline = state.pipeline
+        for key in ("lr", "momentum"):
+            values = [getattr(stage, key) for stage in self.stages]
+            if all(value is None for value in values):
+                continue
+            schedule = stage_schedule(
+                pipeline.schedule(key), list(zip(self._starts, values)), owner=f"GradualUnfreezing {key}"
+            )
+            pipeline.replace(key, schedule, owner="GradualUnfreezing")
+        if self.train_bn or pipeline.schedule("lr") is None:
+            # train_bn: a frozen group's norm layers still train, at the group's LR. Without an LR schedule
+            # the optimizer's own LRs stand. Either way frozen weights get no gradient and so no update.
+            return
+        try:
+            group_index = optimizer_group_index(state.optimizer, self.groups)
+        except ConfigError:
+            return  # param groups that span layer groups: freezing alone keeps the frozen ones still
+        count = len(self.groups)
+        trainable = [set(stage.trainable(count)) for stage in self.stages]
+        factors = [
+            stage_schedule(
+                None,
+                [
+                    (start, constant(1.0 if index in active else 0.0))
+                    for start, active in zip(self._starts, trainable)
+                ],
+                owner="GradualUnfreezing",
+            )
+            for index in group_index
+        ]
+        pipeline.multiply("lr", factors, owner="GradualUnfreezing")
 
     def _apply(self, state: TrainState) -> None:
         assert self.groups is not None
         index = self.stage_index(state.step)
         trainable = self.stages[index].trainable(len(self.groups))
         if index != self._active:
-            set_trainable_(self.groups, trainable, train_bn=self.train_bn)
+            requests = getattr(state, "freezing", None)
+            if requests is None:  # a loop without the shared record: this technique alone
+                requests = {}
+            frozen = [(group, self.train_bn) for i, group in enumerate(self.groups) if i not in trainable]
+            requests["GradualUnfreezing"] = (self.groups, frozen)
+            combine_freezing_(requests)
             self._active = index
         if not self.train_bn and state.model.training:
             # Frozen groups' norm layers in eval mode (the loop's model.train() switched them back on),
@@ -208,22 +250,3 @@ class GradualUnfreezing(Callback):
             for i in trainable:
                 for module in self.groups[i].norm_modules():
                     module.train()
-        self._write_hyperparams(state)
-
-    def _write_hyperparams(self, state: TrainState) -> None:
-        index = self.stage_index(state.step)
-        stage = self.stages[index]
-        local = state.step - self._starts[index]
-        if stage.lr is not None:
-            value = resolve(stage.lr, local)
-            for group in state.optimizer.param_groups:
-                group["lr"] = value * group.get("lr_scale", 1.0)
-            state.hyperparams["lr"] = value
-        if stage.momentum is not None:
-            value = resolve(stage.momentum, local)
-            for group in state.optimizer.param_groups:
-                if "momentum" in group:
-                    group["momentum"] = value
-                elif "betas" in group:
-                    group["betas"] = (value, *tuple(group["betas"])[1:])
-            state.hyperparams["momentum"] = value

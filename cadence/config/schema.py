@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cadence.errors import ConfigError
+from cadence.train.options import TOML_OPTIONS
 
 SECTIONS = ("data", "model", "optimizer", "schedule", "train", "callbacks", "distributed", "lr_selection")
 
@@ -85,29 +86,14 @@ def _toml_repr(value: Any) -> str:
     return repr(value)
 
 
-#: ``[train]`` key -> check returning None when valid, else a description of the valid values.
+#: ``[train]`` key -> check returning None when valid, else a description of the valid values: the Trainer's
+#: own options (:data:`cadence.train.options.TOML_OPTIONS`, the one list of them) and the keys the config
+#: layer consumes itself (loaders, device, loss).
 TRAIN_KEYS: dict[str, Callable[[Any], str | None]] = {
-    "epochs": _positive_int,
-    "total_steps": _positive_int,
+    **TOML_OPTIONS,
     "batch_size": _positive_int,
     "eval_batch_size": _positive_int,
-    "seed": _non_negative_int,
-    "label_smoothing": _fraction,
-    "precision": _choice(*PRECISIONS),
-    "grad_clip": _positive_number,
-    "accumulation_steps": _positive_int,
     "device": _string,
-    "checkpoint_every_steps": _positive_int,
-    "checkpoint_every_epochs": _positive_int,
-    "keep_checkpoints": _positive_int,
-    "eval_every_epochs": _positive_int,
-    "progress": _choice(*PROGRESS_MODES),
-    "on_divergence": _choice(*DIVERGENCE_MODES),
-    "channels_last": _boolean,
-    "compile": _boolean,
-    "csv": _boolean,
-    "tensorboard": _boolean,
-    "name": _string,
     "loss": _choice(*LOSSES),
 }
 TRAIN_DEFAULTS: dict[str, Any] = {"batch_size": 128, "eval_batch_size": 1024, "seed": 0}

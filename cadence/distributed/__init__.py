@@ -40,7 +40,6 @@ from cadence.distributed.environment import (
     main_process_first,
 )
 from cadence.distributed.launch import find_free_port, launch_local, strip_nproc
-from cadence.distributed.record import RecordLRScaling
 from cadence.distributed.scaling import (
     LRScalingPlan,
     ScaledSchedule,
@@ -78,3 +77,13 @@ __all__ = [
     "warms_up",
     "wrap_model",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # A Trainer callback, defined in the callbacks layer; resolved lazily so that this package never
+    # imports cadence.train (the Trainer imports this package).
+    if name == "RecordLRScaling":
+        from cadence.callbacks.lr_scaling import RecordLRScaling
+
+        return RecordLRScaling
+    raise AttributeError(f"module 'cadence.distributed' has no attribute {name!r}")

@@ -111,19 +111,13 @@ def wrap_model(
 def changes_trainable(callbacks: Iterable[object]) -> bool:
     """True when one of ``callbacks`` freezes or unfreezes parameters during the run.
 
-    That is :class:`~cadence.callbacks.freezeout.FreezeOut`, :class:`~cadence.callbacks.unfreezing.
-    GradualUnfreezing`, or any callback with a true ``changes_trainable`` attribute. A training loop passes
-    the answer to :func:`wrap_model` as ``trainable_changes``::
+    That is any callback with a true ``changes_trainable`` capability flag (FreezeOut and gradual
+    unfreezing set it; see :class:`cadence.train.callback.Callback`): this layer knows no callback class. A
+    training loop passes the answer to :func:`wrap_model` as ``trainable_changes``::
 
         model = wrap_model(model, device, trainable_changes=changes_trainable(callbacks))
     """
-    from cadence.callbacks.freezeout import FreezeOut
-    from cadence.callbacks.unfreezing import GradualUnfreezing
-
-    return any(
-        isinstance(callback, (FreezeOut, GradualUnfreezing)) or getattr(callback, "changes_trainable", False)
-        for callback in callbacks
-    )
+    return any(getattr(callback, "changes_trainable", False) for callback in callbacks)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

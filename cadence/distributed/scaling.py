@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cadence.errors import ConfigError
-from cadence.schedules.base import Schedule, check_integer, check_number
+from cadence.schedules.base import Schedule
+from cadence.schedules.combinators import Scaled
 
 __all__ = [
     "LR_KEYS",
@@ -112,65 +113,9 @@ def warms_up(schedule: Schedule) -> bool:
     return schedule.at(1.0) > schedule.at(0.0)
 
 
-@dataclass(frozen=True, repr=False)
-class ScaledSchedule(Schedule):
-    """``factor · schedule(t)``, with a linear warmup of the multiplier over the first ``warmup_steps``.
-
-    During warmup the value is ``schedule(t) · (warmup_start + (factor - warmup_start) · t / warmup_steps)``.
-    With ``warmup_start = 1`` (the default) the run starts at the unscaled LR and reaches the scaled one at
-    ``warmup_steps`` (Goyal et al.'s "gradual warmup", 2017); ``warmup_start = 0`` is a warmup from zero.
-    The warmup overlays the first steps of ``schedule`` instead of being prepended, so the schedule keeps
-    its own clock: phase boundaries, ``total_steps`` and cycle ends are where the user configured them.
-
-    Example::
-
-        >>> from cadence.schedules import constant
-        >>> schedule = ScaledSchedule(constant(0.1), factor=4.0, warmup_steps=10)
-        >>> round(schedule(0), 6), round(schedule(5), 6), round(schedule(10), 6)
-        (0.1, 0.25, 0.4)
-    """
-
-    call_name = "scaled"
-    schedule: Schedule
-    factor: float
-    warmup_steps: int = 0
-    warmup_start: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.schedule, Schedule):
-            raise ConfigError(f"schedule must be a cadence schedule, got schedule={self.schedule!r}")
-        check_number("factor", self.factor, low=0.0, low_open=True)
-        check_integer("warmup_steps", self.warmup_steps, low=0)
-        check_number("warmup_start", self.warmup_start, low=0.0)
-
-    def multiplier(self, t: float) -> float:
-        """The multiplier at local time ``t``: linear from ``warmup_start`` to ``factor`` during warmup."""
-        if self.warmup_steps == 0 or t >= self.warmup_steps:
-            return float(self.factor)
-        return self.warmup_start + (self.factor - self.warmup_start) * t / self.warmup_steps
-
-    def at(self, t: float) -> float:
-        return self.multiplier(t) * self.schedule.at(t)
-
-    @property
-    def duration(self) -> float:
-        return max(float(self.warmup_steps), self.schedule.duration)
-
-    def cycle_ends(self, total_steps: int) -> list[int]:
-        """The wrapped cyclic schedule's cycle ends (scaling does not move them), for snapshot ensembles."""
-        cycle_ends = getattr(self.schedule, "cycle_ends", None)
-        if not callable(cycle_ends):
-            raise ConfigError(
-                f"{self.schedule!r} has no cycle ends; snapshot ensembles need a cyclic LR schedule "
-                "(snapshot_cosine, cosine_restarts, cyclic) or explicit snapshot steps"
-            )
-        return cycle_ends(total_steps)
-
-    def breakpoints(self, until: float) -> list[float]:
-        points = set(self.schedule.breakpoints(until))
-        if 0 < self.warmup_steps <= until:
-            points.add(float(self.warmup_steps))
-        return sorted(points)
+#: ``factor · schedule(t)`` with a warmed-up factor: the schedule :func:`cadence.schedules.scaled` (kept
+#: under this name; it prints as ``scaled(...)``, which builds it and round-trips through configs).
+ScaledSchedule = Scaled
 
 
 @dataclass(frozen=True)

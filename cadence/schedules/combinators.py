@@ -7,6 +7,9 @@
   distance to ``decay_floor`` shrunk by ``decay`` per cycle.
 * :func:`truncate` — follow a schedule up to a local time, then hold its value there.
 * :func:`compress` — a schedule played faster (or slower), keeping its shape.
+* :func:`product` — the pointwise product of schedules (a base LR times per-group modifiers).
+* :func:`shift` — a schedule started ``offset`` steps into its own clock.
+* :func:`scaled` — ``factor`` times a schedule, the factor warmed up linearly (batch-size LR scaling).
 
 Example (optax's ``warmup_cosine_decay_schedule`` in one line)::
 
@@ -26,19 +29,25 @@ from dataclasses import dataclass, field
 
 from cadence.errors import ConfigError
 from cadence.schedules.base import Schedule, check_integer, check_number
-from cadence.schedules.primitives import linear
+from cadence.schedules.primitives import Constant, constant, linear
 
 __all__ = [
     "Compress",
     "Join",
+    "Product",
     "Repeat",
+    "Scaled",
     "Sequence",
+    "Shift",
     "Truncate",
     "Warmup",
     "compress",
     "join",
+    "product",
     "repeat",
+    "scaled",
     "sequence",
+    "shift",
     "truncate",
     "warmup",
 ]
@@ -326,3 +335,147 @@ class Compress(Schedule):
 
 
 compress = Compress
+
+
+@dataclass(frozen=True, repr=False)
+class Product(Schedule):
+    """The pointwise product ``schedules[0](t) · schedules[1](t) · ...`` (every child on the same clock).
+
+    This is how a per-group learning rate is put together: the run's schedule times the group's scale
+    times the modifiers techniques register (see :class:`cadence.hyperparams.HyperparamPipeline`).
+
+    >>> from cadence.schedules import constant, linear
+    >>> product((linear(0.0, 1.0, steps=10), constant(0.5)))(4)
+    0.2
+    """
+
+    call_name = "product"
+    schedules: tuple[Schedule, ...]
+
+    def __post_init__(self) -> None:
+        schedules = tuple(self.schedules)
+        if not schedules:
+            raise ConfigError("schedules must hold at least one schedule, got schedules=()")
+        for schedule in schedules:
+            _check_schedule("schedules", schedule)
+        object.__setattr__(self, "schedules", schedules)
+
+    def at(self, t: float) -> float:
+        value = 1.0
+        for schedule in self.schedules:
+            value *= schedule.at(t)
+        return value
+
+    @property
+    def duration(self) -> float:
+        # A constant factor never changes the time at which the product settles.
+        changing = [schedule.duration for schedule in self.schedules if not isinstance(schedule, Constant)]
+        return max(changing, default=0.0)
+
+    def breakpoints(self, until: float) -> list[float]:
+        points: set[float] = set()
+        for schedule in self.schedules:
+            if not isinstance(schedule, Constant):
+                points.update(schedule.breakpoints(until))
+        return sorted(points or {0.0})
+
+
+product = Product
+
+
+@dataclass(frozen=True, repr=False)
+class Shift(Schedule):
+    """``schedule`` started ``offset`` steps into its own clock: at local time ``t`` it is
+    ``schedule.at(t + offset)``. Inside :func:`join` it keeps a child on the run's global clock.
+
+    >>> from cadence.schedules import linear
+    >>> shift(linear(0.0, 1.0, steps=10), offset=5)(0)
+    0.5
+    """
+
+    call_name = "shift"
+    schedule: Schedule
+    offset: float
+
+    def __post_init__(self) -> None:
+        _check_schedule("schedule", self.schedule)
+        check_number("offset", self.offset, low=0.0)
+
+    def at(self, t: float) -> float:
+        return self.schedule.at(t + self.offset)
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.schedule.duration - self.offset)
+
+    def breakpoints(self, until: float) -> list[float]:
+        points = [point - self.offset for point in self.schedule.breakpoints(until + self.offset)]
+        return sorted({0.0, *(point for point in points if point >= 0.0)})
+
+
+shift = Shift
+
+
+@dataclass(frozen=True, repr=False)
+class Scaled(_Composed):
+    """``factor · schedule(t)``, with a linear warmup of the multiplier over the first ``warmup_steps``.
+
+    During warmup the value is ``schedule(t) · (warmup_start + (factor - warmup_start) · t / warmup_steps)``:
+    the product of ``schedule`` and ``linear(warmup_start, factor, steps=warmup_steps)``. With
+    ``warmup_start = 1`` (the default) the run starts at the unscaled LR and reaches the scaled one at
+    ``warmup_steps`` (Goyal et al.'s "gradual warmup", 2017); ``warmup_start = 0`` is a warmup from zero.
+    The warmup overlays the first steps of ``schedule`` instead of being prepended, so the schedule keeps
+    its own clock: phase boundaries, ``total_steps`` and cycle ends are where the user configured them.
+
+    >>> from cadence.schedules import constant
+    >>> schedule = scaled(constant(0.1), factor=4.0, warmup_steps=10)
+    >>> round(schedule(0), 6), round(schedule(5), 6), round(schedule(10), 6)
+    (0.1, 0.25, 0.4)
+    """
+
+    call_name = "scaled"
+    schedule: Schedule
+    factor: float
+    warmup_steps: int = 0
+    warmup_start: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_schedule("schedule", self.schedule)
+        check_number("factor", self.factor, low=0.0, low_open=True)
+        check_integer("warmup_steps", self.warmup_steps, low=0)
+        check_number("warmup_start", self.warmup_start, low=0.0)
+        object.__setattr__(self, "_joined", product((self.schedule, self.multiplier_schedule)))
+
+    @property
+    def multiplier_schedule(self) -> Schedule:
+        """The multiplier as a schedule: linear from ``warmup_start`` to ``factor``, then ``factor``."""
+        if self.warmup_steps == 0:
+            return constant(float(self.factor))
+        return linear(float(self.warmup_start), float(self.factor), steps=self.warmup_steps)
+
+    def multiplier(self, t: float) -> float:
+        """The multiplier at local time ``t``."""
+        return self.multiplier_schedule.at(t)
+
+    @property
+    def duration(self) -> float:
+        return max(float(self.warmup_steps), self.schedule.duration)
+
+    def cycle_ends(self, total_steps: int) -> list[int]:
+        """The wrapped cyclic schedule's cycle ends (scaling does not move them), for snapshot ensembles."""
+        cycle_ends = getattr(self.schedule, "cycle_ends", None)
+        if not callable(cycle_ends):
+            raise ConfigError(
+                f"{self.schedule!r} has no cycle ends; snapshot ensembles need a cyclic LR schedule "
+                "(snapshot_cosine, cosine_restarts, cyclic) or explicit snapshot steps"
+            )
+        return cycle_ends(total_steps)
+
+    def breakpoints(self, until: float) -> list[float]:
+        points = set(self.schedule.breakpoints(until))
+        if 0 < self.warmup_steps <= until:
+            points.add(float(self.warmup_steps))
+        return sorted(points)
+
+
+scaled = Scaled

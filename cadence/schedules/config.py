@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from cadence.errors import ConfigError
-from cadence.schedules.base import Schedule
-from cadence.schedules.combinators import Join, Repeat, Sequence, Truncate, Warmup
+from cadence.schedules.base import REGISTRY, Schedule
+from cadence.schedules.combinators import Join, Product, Repeat, Scaled, Sequence, Shift, Truncate, Warmup
 from cadence.schedules.primitives import Constant, Cosine, Exponential, Geometric, Linear, Polynomial
 from cadence.schedules.recipes import (
     CYCLIC_MODES,
@@ -28,8 +28,10 @@ from cadence.schedules.recipes import (
 
 __all__ = ["SCHEDULES", "from_config", "schedule_keys", "to_config"]
 
-#: config name -> schedule class (recipes first: they are what users usually write)
-SCHEDULES: dict[str, type[Schedule]] = {
+#: config name -> schedule class (recipes first: they are what users usually write). It is the registry of
+#: :mod:`cadence.schedules.base`: a class declared ``config=True`` anywhere (a new recipe) joins it, after
+#: the built-in ones, with no edit here.
+_BUILT_IN: dict[str, type[Schedule]] = {
     cls.call_name: cls
     for cls in (
         OneCycle,
@@ -51,8 +53,15 @@ SCHEDULES: dict[str, type[Schedule]] = {
         Warmup,
         Repeat,
         Truncate,
+        Product,
+        Shift,
+        Scaled,
     )
 }
+_registered = {name: cls for name, cls in REGISTRY.items() if name not in _BUILT_IN}
+REGISTRY.clear()
+REGISTRY.update({**_BUILT_IN, **_registered})
+SCHEDULES: dict[str, type[Schedule]] = REGISTRY
 
 _SCALE_FN_MESSAGE = (
     "scale_fn cannot be stored in a config (it is a Python callable); use mode = one of "

@@ -20,13 +20,15 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from cadence.hyperparams import ScheduleOrValue, set_hyperparams
 from cadence.schedules.base import check_integer
+
+if TYPE_CHECKING:
+    from cadence.hyperparams import ScheduleOrValue
 
 __all__ = ["LRSchedulerAdapter"]
 
@@ -62,6 +64,8 @@ class LRSchedulerAdapter(LRScheduler):
         self._apply()
 
     def _apply(self) -> None:
+        from cadence.hyperparams import set_hyperparams  # the pipeline is built on this package
+
         set_hyperparams(
             self.optimizer,
             self.last_epoch,

@@ -33,6 +33,9 @@ class Callback:
     #: True for callbacks that change what a training step computes (mixup, FreezeOut, gradual unfreezing):
     #: the LR race trains its candidates with copies of them, and leaves the others (snapshots, SWA, ...) out.
     shapes_training: bool = False
+    #: True for callbacks that freeze or unfreeze parameters during the run (FreezeOut, gradual unfreezing):
+    #: DDP is then built so that gradients of parameters frozen later still synchronise.
+    changes_trainable: bool = False
 
     def on_fit_start(self, state: TrainState) -> None:
         """Once, before the first step (also after a resume, with counters already restored)."""

@@ -8,11 +8,105 @@ from typing import Any
 from cadence.errors import ConfigError, require
 from cadence.train.callback import Callback
 
-__all__ = ["DIVERGENCE_MODES", "PROGRESS_MODES", "SCHEDULE_NAMES", "check_options", "check_positive"]
+__all__ = [
+    "DIVERGENCE_MODES",
+    "PROGRESS_MODES",
+    "SCHEDULE_NAMES",
+    "TOML_OPTIONS",
+    "check_options",
+    "check_positive",
+]
 
 SCHEDULE_NAMES = ("lr", "momentum", "weight_decay")
 DIVERGENCE_MODES = ("stop", "raise")
 PROGRESS_MODES = ("auto", True, False, None, "bar", "lines", "off")
+#: The progress modes a config can write (TOML has no null).
+TOML_PROGRESS_MODES = ("auto", "bar", "lines", "off", True, False)
+
+
+# -- value checks for config values: None when valid, else a description of the valid values -----------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def positive_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 1 else "a whole number >= 1"
+
+
+def non_negative_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 0 else "a whole number >= 0"
+
+
+def positive_number(value: Any) -> str | None:
+    return None if _is_number(value) and value > 0 else "a number > 0"
+
+
+def fraction(value: Any) -> str | None:
+    return None if _is_number(value) and 0 <= value < 1 else "a number in [0, 1)"
+
+
+def boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+def string(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "a non-empty string"
+
+
+def choice(*choices: Any) -> Callable[[Any], str | None]:
+    """A check accepting exactly ``choices`` (``True`` is not ``1``)."""
+
+    def check(value: Any) -> str | None:
+        if any(value == option and type(value) is type(option) for option in choices):
+            return None
+        return "one of " + ", ".join(_toml_repr(option) for option in choices)
+
+    return check
+
+
+def _toml_repr(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def _precision_modes() -> tuple[str, ...]:
+    from cadence.precision import PRECISION_MODES
+
+    return PRECISION_MODES
+
+
+#: The Trainer's keyword arguments that a config's ``[train]`` table may set, with the check of a config
+#: value. This is the one list: the config schema takes its ``[train]`` keys from here and passes them to
+#: ``Trainer(**options)``, so exposing a Trainer option to TOML is the keyword argument plus a row here.
+TOML_OPTIONS: dict[str, Callable[[Any], str | None]] = {
+    "epochs": positive_int,
+    "total_steps": positive_int,
+    "seed": non_negative_int,
+    "label_smoothing": fraction,
+    "precision": choice(*_precision_modes()),
+    "grad_clip": positive_number,
+    "accumulation_steps": positive_int,
+    "checkpoint_every_steps": positive_int,
+    "checkpoint_every_epochs": positive_int,
+    "keep_checkpoints": positive_int,
+    "eval_every_epochs": positive_int,
+    "progress": choice(*TOML_PROGRESS_MODES),
+    "on_divergence": choice(*DIVERGENCE_MODES),
+    "channels_last": boolean,
+    "compile": boolean,
+    "csv": boolean,
+    "tensorboard": boolean,
+    "name": string,
+}
 
 
 def check_options(

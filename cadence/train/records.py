@@ -155,6 +155,9 @@ def train_record(state: TrainState, *, epoch: float, lr: float, loss: float, ski
     record: dict[str, Any] = {"kind": "train", "step": state.step, "epoch": epoch, "lr": lr}
     if "momentum" in state.hyperparams:
         record["momentum"] = state.hyperparams["momentum"]
+    groups = state.optimizer.param_groups
+    if len(groups) > 1:  # what each param group used: lr × lr_scale × the techniques' modifiers
+        record["lr_groups"] = [float(group["lr"]) for group in groups]
     record["loss"] = loss
     if skipped:
         record["skipped"] = True

@@ -90,7 +90,6 @@ def progress_callbacks(progress: str | bool | None, is_main_process: bool) -> li
     """The progress display the ``progress`` option asks for, on the main process only."""
     if progress in (False, None, "off") or not is_main_process:
         return []
-    # Imported here: the callbacks package builds on this one.
-    from cadence.callbacks.progress import ProgressBar
+    from cadence.train.progress import ProgressBar  # the Trainer's own display, in this layer
 
     return [ProgressBar(mode="auto" if progress in ("auto", True) else progress)]

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from cadence.hyperparams import HyperparamPipeline
+
 __all__ = ["TrainState"]
 
 
@@ -41,7 +43,13 @@ class TrainState:
     loss: torch.Tensor | None = None
     #: The run's schedules by hyperparameter name (``{"lr": one_cycle(...)}``), read-only for callbacks.
     schedules: dict[str, Any] = field(default_factory=dict)
-    #: Hyperparameter values applied for the current step, e.g. ``{"lr": 0.1, "momentum": 0.9}``.
+    #: The one owner of the values written into the param groups (see :mod:`cadence.hyperparams`):
+    #: techniques register their replacements and per-group modifiers on it in ``on_fit_start``.
+    pipeline: HyperparamPipeline = field(default_factory=HyperparamPipeline)
+    #: What each freezing technique freezes now, by name (see :func:`cadence.freezing.combine_freezing_`):
+    #: a parameter trains iff no technique freezes it.
+    freezing: dict[str, Any] = field(default_factory=dict)
+    #: Hyperparameter values applied for the current step (unscaled), e.g. ``{"lr": 0.1, "momentum": 0.9}``.
     hyperparams: dict[str, float] = field(default_factory=dict)
     #: Mean training loss of the last completed optimizer step.
     last_loss: float = float("nan")

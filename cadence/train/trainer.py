@@ -15,7 +15,7 @@ from torch import nn
 
 from cadence import distributed
 from cadence.errors import ConfigError, DivergenceError
-from cadence.hyperparams import ScheduleOrValue, set_hyperparams
+from cadence.hyperparams import HyperparamPipeline, ScheduleOrValue
 from cadence.precision import Precision
 from cadence.train import checkpoint as checkpoints
 from cadence.train import records
@@ -58,7 +58,7 @@ class Trainer:
         while step < total_steps and not should_stop:
             on_epoch_start
             for each group of accumulation_steps micro-batches (from batch_index on):
-                hyperparams = set_hyperparams(optimizer, step, **schedules)
+                hyperparams = pipeline.apply(optimizer, step)   # the one writer of param_group["lr"]
                 for each micro-batch:
                     batch = to_device(batch); integer targets -> smoothed one-hot if label_smoothing
                     on_batch_start            # may replace state.batch (mixup)
@@ -278,7 +278,7 @@ class Trainer:
         for batch in batches:
             if micro == 0:  # a new optimizer step: its hyperparameters hold for all of its micro-batches
                 group_size = min(self.accumulation_steps, self._batches_per_epoch - state.batch_index)
-                state.hyperparams = set_hyperparams(self.optimizer, state.step, **self.schedules)
+                state.hyperparams = state.pipeline.apply(self.optimizer, state.step)
                 loss_sum = None
             state.batch = self._prepare_batch(batch)
             self._call("on_batch_start", state)
@@ -428,6 +428,8 @@ class Trainer:
         if any(getattr(schedule, "needs_lr_finder", False) for schedule in self.schedules.values()):
             raise ConfigError("schedules: an 'auto' learning rate was not resolved by the LR finder")
         state.schedules = dict(self.schedules)
+        # Techniques register their replacements and per-group modifiers on it in on_fit_start.
+        state.pipeline = HyperparamPipeline(self.schedules)
         self._writer = records.open_run(
             state,
             saved,
@@ -534,6 +536,15 @@ class Trainer:
         state.stop_reason = message
 
     # ------------------------------------------------------------------ schedules and checkpoints
+
+    def hyperparams_at(self, step: int) -> list[dict[str, float]]:
+        """The values written into each param group at ``step``: ``[{"lr": ..., "momentum": ...}, ...]``.
+
+        After (or during) ``fit`` this is the run's pipeline, with the techniques' modifiers registered at fit
+        start (FreezeOut, gradual unfreezing, SWA); before it, the Trainer's schedules alone.
+        """
+        pipeline = self.state.pipeline if self.state is not None else HyperparamPipeline(self.schedules)
+        return pipeline.group_values(self.optimizer, step)
 
     def step_options(self) -> dict[str, Any]:
         """The arguments that shape one training step, for loops that must train exactly like this one

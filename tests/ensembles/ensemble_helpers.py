@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from cadence.hyperparams import set_hyperparams
+from cadence.hyperparams import HyperparamPipeline
 from cadence.train.state import TrainState
 
 
@@ -67,6 +67,8 @@ def _run_loop(model, callbacks, total_steps, schedule, run_dir, stop_at, resume,
         evaluate=evaluate,
         eval_data=data,
         train_data=data,
+        # The loop's schedules; callbacks (SWA's LR phase) register on it in on_fit_start.
+        pipeline=HyperparamPipeline({"lr": schedule} if schedule is not None else {}),
     )
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -80,8 +82,7 @@ def _run_loop(model, callbacks, total_steps, schedule, run_dir, stop_at, resume,
     while state.step < total_steps and (stop_at is None or state.step < stop_at):
         state.batch = batches[state.step]
         state.batch_index = state.step % len(data)
-        if schedule is not None:
-            state.hyperparams = set_hyperparams(optimizer, state.step, lr=schedule)
+        state.hyperparams = state.pipeline.apply(optimizer, state.step)
         for callback in callbacks:
             callback.on_batch_start(state)
         x, y = state.batch

@@ -27,12 +27,8 @@ def make_model(seed: int = 0) -> nn.Module:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and much slower when OpenMP threads fight over a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every LR finder test on one thread (the shared ``one_thread`` fixture of tests/conftest.py)."""
 
 
 @pytest.fixture

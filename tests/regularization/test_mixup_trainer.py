@@ -9,14 +9,7 @@ from cadence.data import TensorLoader
 from cadence.train.callback import Callback
 from cadence.train.trainer import Trainer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: extra threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class RecordTargets(Callback):

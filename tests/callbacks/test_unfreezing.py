@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from transfer_helpers import data, stack
+from transfer.transfer_helpers import data, stack
 
 from cadence.callbacks.unfreezing import GradualUnfreezing
 from cadence.errors import ConfigError
@@ -56,8 +56,9 @@ def test_transitions_and_stage_lrs(tmp_path):
     _, record = run(None, STAGES)
     expected = [[False, False, True]] * 4 + [[False, True, True]] * 5 + [[True, True, True]] * 3
     assert record.trainable == expected
-    assert record.lrs[0] == [0.01, 0.02, 0.04]  # stage LR times lr_scale (1/4, 1/2, 1)
-    assert record.lrs[4] == [0.0025, 0.005, 0.01]
+    # stage LR times lr_scale (1/4, 1/2, 1) times the pipeline's 0 for a frozen group (train_bn=False)
+    assert record.lrs[0] == [0.0, 0.0, 0.04]
+    assert record.lrs[4] == [0.0, 0.005, 0.01]
     assert record.lrs[9] == pytest.approx([0.00025, 0.0005, 0.001])
     assert record.lrs[11] == pytest.approx([0.00075, 0.0015, 0.003])
 
@@ -152,9 +153,12 @@ def test_train_bn_false_keeps_frozen_norm_layers_in_eval_mode():
     callback = GradualUnfreezing(
         [{"at_step": 0, "groups": 1}, {"at_step": 2, "groups": "all"}], groups=groups, train_bn=False
     )
+    from cadence.hyperparams import HyperparamPipeline
+
     state = SimpleNamespace(
-        model=model.train(), optimizer=optimizer, step=0, total_steps=4, steps_per_epoch=4, hyperparams={}
-    )
+        model=model.train(), optimizer=optimizer, step=0, total_steps=4, steps_per_epoch=4, hyperparams={},
+        pipeline=HyperparamPipeline(),
+    )  # fmt: skip
     callback.on_fit_start(state)
     callback.on_batch_start(state)
     assert not model[0][1].training

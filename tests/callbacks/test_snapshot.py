@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from ensemble_helpers import CyclicStandIn, make_model, run_loop
+from ensembles.ensemble_helpers import CyclicStandIn, make_model, run_loop
 
 from cadence.callbacks.snapshot import SnapshotEnsemble
 from cadence.errors import ConfigError

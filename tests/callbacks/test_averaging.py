@@ -1,6 +1,6 @@
 import pytest
 import torch
-from ensemble_helpers import CyclicStandIn, make_model, run_loop
+from ensembles.ensemble_helpers import CyclicStandIn, make_model, run_loop
 from torch import nn
 
 from cadence.callbacks.averaging import EMA, SWA, SWALRSchedule, ema_decay

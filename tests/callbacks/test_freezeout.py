@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from transfer_helpers import data, stack
+from transfer.transfer_helpers import data, stack
 
 from cadence.callbacks.freezeout import FreezeOut
 from cadence.errors import ConfigError
