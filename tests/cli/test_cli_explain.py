@@ -1,8 +1,10 @@
 """The CLI explains itself: --print-config, --dry-run, the key reference, completion and usage errors."""
 
+import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +187,20 @@ def test_completion_script_completes_commands_options_and_choices(capsys):
     assert complete("completion", "z") == ["zsh"]
     assert main(["completion", "zsh"]) == 0
     assert "bashcompinit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "path", sorted(str(path) for path in (Path(__file__).parents[2] / "configs").rglob("*.toml"))
+)
+def test_print_config_of_every_shipped_config_is_the_same_run(path):
+    from cadence.config import load_config, validate_config
+    from cadence.config.describe import resolved_config_text
+
+    original = load_config(path)
+    printed = parse_config(resolved_config_text(original), "printed")
+    validate_config(printed)
+    # TOML has arrays, not tuples: compare as JSON, which is what the fingerprint digests
+    assert json.dumps(resolved_config(printed), sort_keys=True) == json.dumps(
+        resolved_config(original), sort_keys=True
+    )
+    assert config_fingerprint(printed)["digest"] == config_fingerprint(original)["digest"]
