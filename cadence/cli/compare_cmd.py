@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from cadence.cli.compare_checks import check_target, first_error_line, validate_configs
 from cadence.errors import ConfigError
@@ -43,7 +44,7 @@ from cadence.tracking.compare import (
 )
 from cadence.tracking.report import write_report
 
-__all__ = ["RunJob", "add_arguments", "plan_jobs", "run", "run_jobs"]
+__all__ = ["RunJob", "add_arguments", "plan_jobs", "progress_line", "run", "run_jobs"]
 
 DEFAULT_OUT = "cadence-runs/compare"
 
@@ -76,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--title", default="cadence compare", help="report title")
     parser.add_argument("--no-plots", action="store_true", help="write the reports without plots")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is drawn on a terminal only: stderr that is a TTY)",
+    )
 
 
 @dataclass
@@ -208,6 +214,30 @@ def _describe(job: RunJob, return_code: int) -> str:
 Launcher = Callable[[RunJob, int], "subprocess.Popen"]
 
 
+def _seconds(value: float) -> str:
+    value = max(0, round(value))
+    return f"{value // 60}:{value % 60:02d}" if value >= 60 else f"{value} s"
+
+
+def eta_seconds(done: int, total: int, elapsed: float) -> float | None:
+    """The time left when ``done`` of ``total`` runs took ``elapsed`` seconds (``None`` before the first)."""
+    if done <= 0:
+        return None
+    return elapsed / done * (total - done)
+
+
+def progress_line(done: int, total: int, elapsed: float, running: int = 0, width: int = 24) -> str:
+    """``[#########...............] 3/8 runs, 2 running, 0:42 elapsed, ETA 1:10`` (ETA from finished runs)."""
+    filled = round(width * done / total) if total else width
+    eta = eta_seconds(done, total, elapsed)
+    parts = [f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} runs"]
+    if running:
+        parts.append(f"{running} running")
+    parts.append(f"{_seconds(elapsed)} elapsed")
+    parts.append("ETA " + (_seconds(eta) if eta is not None else "?"))
+    return ", ".join(parts)
+
+
 def run_jobs(
     jobs: Sequence[RunJob],
     parallel: int,
@@ -215,10 +245,13 @@ def run_jobs(
     launcher: Launcher | None = None,
     print_line: Callable[[str], None] = print,
     poll_seconds: float = 0.2,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """Run the jobs, at most ``parallel`` at a time; finished runs are skipped. Returns status counts.
 
     ``launcher(job, threads) -> Popen`` starts one job (tests replace it); the default runs ``cadence train``.
+    ``progress`` receives :func:`progress_line` at every poll (``cadence compare`` draws it on a terminal);
+    each ``[done ...]`` line gives the ETA too.
     """
     launch = launcher or _launch
     threads = _threads_per_job(parallel)
@@ -245,6 +278,8 @@ def run_jobs(
             active.append((job, launch(job, threads), time.monotonic()))
             resumed = " (resuming from its checkpoint)" if job.resume else ""
             print_line(f"[start {done + len(active)}/{total}] {job.name} seed {job.seed}{resumed}")
+        if progress is not None:
+            progress(progress_line(done, total, time.monotonic() - started, len(active)))
         time.sleep(poll_seconds if active else 0)
         for entry in list(active):
             job, process, begun = entry
@@ -258,11 +293,41 @@ def run_jobs(
             if return_code != 0 or not _is_completed(job.run_dir):
                 counts["failed"] += 1
             elapsed = time.monotonic() - begun
+            eta = eta_seconds(done, total, time.monotonic() - started)
+            eta_text = f", ETA {_seconds(eta)}" if eta is not None and done < total else ""
             print_line(
-                f"[done {done}/{total}, {time.monotonic() - started:.0f} s] {job.name} seed {job.seed}: "
+                f"[done {done}/{total}, {time.monotonic() - started:.0f} s{eta_text}] "
+                f"{job.name} seed {job.seed}: "
                 f"{description} ({elapsed:.1f} s)"
             )
     return counts
+
+
+class _ProgressBar:
+    """One line on a terminal, redrawn in place; other lines are printed above it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.shown = ""
+
+    def draw(self, line: str) -> None:
+        if line != self.shown:
+            self.stream.write("\r\x1b[K" + line)
+            self.stream.flush()
+            self.shown = line
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = ""
+
+    def print_line(self, line: str) -> None:
+        shown = self.shown
+        self.clear()
+        print(line, flush=True)
+        if shown:
+            self.draw(shown)
 
 
 def _failed_record(job: RunJob) -> RunRecord:
@@ -343,7 +408,19 @@ def run(args: argparse.Namespace, *, launcher: Launcher | None = None) -> int:
             f"{args.jobs} at a time, {_threads_per_job(args.jobs)} thread(s) each -> {out}",
             flush=True,
         )
-        counts = run_jobs(jobs, args.jobs, launcher=launcher, print_line=lambda line: print(line, flush=True))
+        show_bar = not getattr(args, "no_progress", False) and sys.stderr.isatty()
+        bar = _ProgressBar(sys.stderr) if show_bar else None
+        try:
+            counts = run_jobs(
+                jobs,
+                args.jobs,
+                launcher=launcher,
+                print_line=bar.print_line if bar else lambda line: print(line, flush=True),
+                progress=bar.draw if bar else None,
+            )
+        finally:
+            if bar is not None:
+                bar.clear()
         print(
             f"cadence compare: {counts['ran']} ran ({counts['failed']} failed), {counts['skipped']} skipped",
             flush=True,

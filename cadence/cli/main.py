@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "schedule": ("cadence.cli.schedule_cmd", "preview a schedule: plot and values at phase boundaries"),
     "compare": ("cadence.cli.compare_cmd", "run configs over seeds (or read runs) and write a report"),
     "ensemble": ("cadence.cli.ensemble_cmd", "evaluate the snapshot ensemble of a finished run"),
+    "config-help": ("cadence.cli.config_help_cmd", "list the config sections and keys, with defaults"),
+    "completion": ("cadence.cli.completion_cmd", "print a bash or zsh completion script"),
 }
 
 

@@ -1,6 +1,8 @@
 """``cadence train CONFIG.toml [--set section.key=value ...] [--run-dir DIR] [--resume | --overwrite]``.
 
-Also ``--allow-changes`` (with ``--resume``) and ``--nproc N``.
+Also ``--allow-changes`` (with ``--resume``) and ``--nproc N``. ``--print-config`` prints the config with
+every default filled in (TOML that reads back into the same run); ``--dry-run`` validates and builds
+everything, prints what would run (steps, schedules, the LR selection plan) and exits without training.
 
 The run directory is never reused silently: a new run goes into a missing or empty directory (``--overwrite``
 deletes a previous run there first), and ``--resume`` continues only an existing run whose fingerprint (the
@@ -48,6 +50,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nproc", type=int, default=1, help="data-parallel processes on this machine (default 1)"
     )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (every default filled in, as TOML) and exit",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and build everything, print what would run and exit without training",
+    )
+    add_config_reference(parser)
+
+
+def add_config_reference(parser: argparse.ArgumentParser) -> None:
+    """Append the config key reference (generated from the schema) to ``parser``'s help."""
+    from cadence.config.describe import config_reference
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "config sections and keys (cadence config-help SECTION for one):\n\n" + config_reference()
+
+
+def _explain(args: argparse.Namespace, config: dict) -> int:
+    """``--print-config`` and ``--dry-run``: describe the run; nothing is written or trained."""
+    if args.print_config:
+        from cadence.config.describe import resolved_config_text
+
+        print(resolved_config_text(config), end="")
+        return 0
+    from cadence.config import build_experiment
+    from cadence.config.check import check_config
+    from cadence.config.describe import dry_run_plan
+
+    check_config(config)
+    experiment = build_experiment(config)
+    for line in dry_run_plan(experiment):
+        print(f"cadence train: {line}")
+    print("cadence train: dry run: nothing was trained or written")
+    return 0
 
 
 def _default_run_dir(config_path: str) -> Path:
@@ -74,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not args.run_dir:
         raise ConfigError("--resume needs --run-dir DIR (the run to continue)")
     config = load_config(args.config, args.overrides)  # fail fast, before any process starts
+    if args.print_config or args.dry_run:
+        return _explain(args, config)
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config)
     from cadence import distributed
 
