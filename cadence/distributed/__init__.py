@@ -20,6 +20,7 @@ See docs/distributed.md for launching on one or several machines and for how the
 from cadence.distributed.data import shard_dataloader
 from cadence.distributed.ddp import (
     all_reduce_mean,
+    all_reduce_mean_tensor,
     all_reduce_sum_tensor,
     broadcast_object,
     changes_trainable,
@@ -54,6 +55,7 @@ __all__ = [
     "RecordLRScaling",
     "ScaledSchedule",
     "all_reduce_mean",
+    "all_reduce_mean_tensor",
     "all_reduce_sum_tensor",
     "barrier",
     "broadcast_object",

@@ -18,6 +18,7 @@ from cadence.distributed.environment import is_distributed
 
 __all__ = [
     "all_reduce_mean",
+    "all_reduce_mean_tensor",
     "all_reduce_sum_tensor",
     "broadcast_object",
     "changes_trainable",
@@ -151,6 +152,19 @@ def all_reduce_sum_tensor(tensor: torch.Tensor) -> torch.Tensor:
     dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
     tensor.copy_(buffer.to(tensor.device))
     return tensor
+
+
+def all_reduce_mean_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """The mean of ``tensor`` over all processes, as a new float64 tensor on ``tensor``'s device.
+
+    Nothing is read on the host, so a loop can reduce a whole log interval of values with one collective
+    and then read them in one transfer. In a single process ``tensor`` itself is returned.
+    """
+    if not is_distributed():
+        return tensor
+    buffer = tensor.detach().to(device=_communication_device(), dtype=torch.float64, copy=True)
+    dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+    return (buffer / dist.get_world_size()).to(tensor.device)
 
 
 def all_reduce_mean(values: Mapping[str, float], *, weight: float = 1.0) -> dict[str, float]:
