@@ -150,7 +150,8 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
     from cadence.config.check import check_device
 
     check_device(train.get("device", "auto"))  # one line for a device that is not there, not a traceback
-    distributed.init_from_env()
+    timeout = _table(config, "distributed").get("timeout_s")
+    distributed.init_from_env(**({"timeout_s": timeout} if timeout is not None else {}))
     rank, world_size = distributed.get_rank(), distributed.get_world_size()
     device = (
         distributed.default_device()

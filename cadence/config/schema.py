@@ -25,7 +25,7 @@ CALLBACKS: dict[str, str] = {
 DATA_LOADER_KEYS = ("name", "augment", "drop_last", "on_device")
 AUGMENT_KEYS = ("crop_padding", "flip", "cutout", "padding_mode")
 SCHEDULE_TARGETS = ("lr", "momentum", "weight_decay")
-DISTRIBUTED_KEYS = ("lr_scaling", "base_batch_size", "warmup_steps", "warmup_epochs")
+DISTRIBUTED_KEYS = ("lr_scaling", "base_batch_size", "warmup_steps", "warmup_epochs", "timeout_s")
 LR_SCALING_RULES = ("none", "linear", "sqrt")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DIVERGENCE_MODES = ("stop", "raise")
@@ -103,6 +103,7 @@ TRAIN_KEYS: dict[str, Callable[[Any], str | None]] = {
     "eval_every_epochs": _positive_int,
     "progress": _choice(*PROGRESS_MODES),
     "on_divergence": _choice(*DIVERGENCE_MODES),
+    "log_every_n_steps": _positive_int,
     "channels_last": _boolean,
     "compile": _boolean,
     "csv": _boolean,

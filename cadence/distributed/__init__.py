@@ -19,11 +19,13 @@ See docs/distributed.md for launching on one or several machines and for how the
 
 from cadence.distributed.data import shard_dataloader
 from cadence.distributed.ddp import (
+    CollectiveTimeoutError,
     all_reduce_mean,
     all_reduce_mean_tensor,
     all_reduce_sum_tensor,
     broadcast_object,
     changes_trainable,
+    named_timeouts,
     unwrap_model,
     wrap_model,
 )
@@ -51,6 +53,7 @@ from cadence.distributed.scaling import (
 )
 
 __all__ = [
+    "CollectiveTimeoutError",
     "LRScalingPlan",
     "RecordLRScaling",
     "ScaledSchedule",
@@ -74,6 +77,7 @@ __all__ = [
     "launched_by_torchrun",
     "lr_scaling_plan",
     "main_process_first",
+    "named_timeouts",
     "shard_dataloader",
     "strip_nproc",
     "unwrap_model",

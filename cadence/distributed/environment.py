@@ -32,6 +32,10 @@ __all__ = [
     "main_process_first",
 ]
 
+#: The collective timeout of the group :func:`init_from_env` created, and a second (gloo) group used only to
+#: find out which rank is stuck once a collective of the first has timed out (see ``ddp.py``).
+_WATCH: dict[str, object] = {}
+
 #: Environment variables a launcher must set for :func:`init_from_env`.
 REQUIRED_ENVIRONMENT = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -95,6 +99,11 @@ def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> b
     and by ``cadence train --nproc N``). The backend defaults to ``nccl`` when CUDA is available and ``gloo``
     otherwise; with CUDA the current device becomes ``cuda:LOCAL_RANK``, so one process drives one GPU.
 
+    ``timeout_s`` bounds every collective (``[distributed] timeout_s`` in a config, ``Trainer(timeout_s=)``):
+    when a rank does not arrive within it, the others raise
+    :class:`~cadence.distributed.ddp.CollectiveTimeoutError` instead of hanging, and rank 0's message names
+    the ranks that did not arrive (found with a monitored barrier on a small second gloo group).
+
     Idempotent: when a group is already initialised (by a test, a notebook or the user), it is kept as is.
     Without ``WORLD_SIZE`` in the environment, or with ``WORLD_SIZE=1``, nothing is initialised and the
     program runs as a single process.
@@ -125,8 +134,12 @@ def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> b
         if not torch.cuda.is_available():
             raise ConfigError("distributed backend='nccl' needs CUDA devices; use backend='gloo' on CPU")
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
+        raise ConfigError(f"distributed.timeout_s = {timeout_s!r}: expected a number of seconds > 0")
     timeout = datetime.timedelta(seconds=timeout_s)
     dist.init_process_group(backend=backend, init_method="env://", timeout=timeout)
+    _WATCH["timeout_s"] = float(timeout_s)
+    _WATCH["group"] = dist.new_group(backend="gloo", timeout=timeout)
     return is_distributed()
 
 

@@ -133,7 +133,9 @@ class Trainer:
     settings) is recorded in ``meta.json``; ``log`` receives one-line notes (the checkpoint a resume starts
     from, checkpoints skipped as corrupt), which otherwise go to :mod:`warnings` when they report a problem.
     Under ``torch.distributed`` (world size > 1) the model is wrapped in DDP, logged metrics are averaged over
-    processes and only rank 0 writes files.
+    processes and only rank 0 writes files; ``timeout_s`` bounds every collective when the Trainer creates the
+    process group (a rank that does not arrive raises :class:`~cadence.distributed.CollectiveTimeoutError`
+    on the others, naming it where it can).
     """
 
     def __init__(
@@ -173,6 +175,7 @@ class Trainer:
         lr_selection: Mapping[str, Any] | None = None,
         fingerprint: Mapping[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         callbacks = list(callbacks)
         check_options(
@@ -206,7 +209,8 @@ class Trainer:
         self.precision_mode = precision
         self.grad_clip = grad_clip
         self.accumulation_steps = accumulation_steps
-        distributed.init_from_env()  # under torchrun: join the process group (a no-op otherwise)
+        # under torchrun: join the process group (a no-op otherwise, or when it is already joined)
+        distributed.init_from_env(**({"timeout_s": timeout_s} if timeout_s is not None else {}))
         self.device = distributed.default_device() if device == "auto" else torch.device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.seed = seed
@@ -262,8 +266,10 @@ class Trainer:
             self._call("on_fit_start", state)
             if saved is not None:  # after on_fit_start, so the RNG streams continue exactly
                 restore_rank_rng(saved["rng"], self.seed, state.rank, state.step)
-            while state.step < state.total_steps and not state.should_stop:
-                self._run_epoch(state)
+            # DDP's gradient all_reduce runs inside backward(): a rank that does not arrive shows up there
+            with distributed.named_timeouts(lambda: f"a collective at step {state.step}"):
+                while state.step < state.total_steps and not state.should_stop:
+                    self._run_epoch(state)
             if self._divergence is not None:
                 status = "diverged"
             else:
@@ -376,7 +382,9 @@ class Trainer:
         if values:
             stacked = torch.stack([value.detach().reshape(()).double() for value in values])
             if self._distributed:
-                stacked = distributed.all_reduce_mean_tensor(stacked)
+                stacked = distributed.all_reduce_mean_tensor(
+                    stacked, what=f"the loss read at step {state.step}"
+                )
             numbers = stacked.tolist()  # the one host read of the interval
         losses = iter(numbers)
         read = [next(losses) if isinstance(entry.loss, torch.Tensor) else entry.loss for entry in pending]
