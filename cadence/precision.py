@@ -126,7 +126,7 @@ class Precision:
 
         :class:`torch.amp.GradScaler` itself reads its inf flag on the host before ``optimizer.step()``
         unless the optimizer applies the scale itself: ``fused=True`` Adam, AdamW and SGD do, and
-        :func:`cadence.optimizers.create` builds fused ones by default where the device supports them.
+        :func:`cadence.optimizers.create` builds fused ones by default on CUDA.
         """
         if self.scaler is None:
             if grad_clip is not None:

@@ -212,7 +212,8 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
             weight_decay_exempt_norm_bias=bool(optimizer_table.pop("no_decay_norm_bias", False)),
         )
     optimizer = _prefixed(
-        "optimizer", lambda: optimizers.create(optimizer_name, parameters, **optimizer_table)
+        "optimizer",
+        lambda: optimizers.create(optimizer_name, parameters, device=device, **optimizer_table),
     )
 
     tables = _prefixed("schedule", lambda: schedule_configs(config, steps_per_epoch, total_steps))
