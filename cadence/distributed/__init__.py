@@ -41,6 +41,7 @@ from cadence.distributed.environment import (
     is_main_process,
     launched_by_torchrun,
     main_process_first,
+    restarted_by_torchrun,
 )
 from cadence.distributed.launch import find_free_port, launch_local, strip_nproc
 from cadence.distributed.record import RecordLRScaling
@@ -78,6 +79,7 @@ __all__ = [
     "lr_scaling_plan",
     "main_process_first",
     "named_timeouts",
+    "restarted_by_torchrun",
     "shard_dataloader",
     "strip_nproc",
     "unwrap_model",

@@ -30,6 +30,7 @@ __all__ = [
     "is_main_process",
     "launched_by_torchrun",
     "main_process_first",
+    "restarted_by_torchrun",
 ]
 
 #: The collective timeout of the group :func:`init_from_env` created, and a second (gloo) group used only to
@@ -77,6 +78,15 @@ def launched_by_torchrun() -> bool:
     ``cadence train --nproc N`` uses this to avoid launching again from inside the processes it started.
     """
     return "WORLD_SIZE" in os.environ
+
+
+def restarted_by_torchrun() -> bool:
+    """True in a process that ``torchrun --max-restarts`` started again after a failure
+    (``TORCHELASTIC_RESTART_COUNT > 0``): ``fit(resume="auto")`` then continues from the latest checkpoint."""
+    try:
+        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    except ValueError:
+        return False
 
 
 def default_device() -> torch.device:

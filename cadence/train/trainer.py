@@ -249,12 +249,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def fit(self, resume: str | Path | None = None) -> TrainState:
+    def fit(self, resume: str | Path | None = "auto") -> TrainState:
         """Train until ``total_steps`` (or a callback's ``should_stop``); returns the final state.
 
         ``resume="latest"`` continues from the newest good checkpoint in ``run_dir/checkpoints`` (starting
         fresh when there is none; raising :class:`~cadence.train.checkpoint.CheckpointError` when every one
-        is corrupt); a path resumes from that file.
+        is corrupt); a path resumes from that file. ``"auto"`` (the default) starts fresh, except in a process
+        that ``torchrun --max-restarts`` restarted after a failure: there it is ``"latest"``, the newest
+        checkpoint rank 0 finds, which every rank then loads.
         """
         saved, self.resumed_from, problems = find_checkpoint(resume, self.run_dir)
         for problem in problems:
