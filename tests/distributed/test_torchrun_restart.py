@@ -88,7 +88,8 @@ def test_a_restart_resumes_from_the_newest_checkpoint_and_ends_where_an_uninterr
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     expected = torch.load(tmp_path / "straight" / "result.pt")
     result = torch.load(tmp_path / "restarted" / "result.pt")
-    assert expected["restarts"] == "0" and expected["resumed_from"] is None
+    assert expected["restarts"] == "0"
+    assert expected["resumed_from"] is None
     assert result["restarts"] == "1"  # the second attempt wrote the result
     assert result["resumed_from"] == "step-00000004.pt"  # the newest checkpoint before the crash
     assert result["step"] == expected["step"] == 10
