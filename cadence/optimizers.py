@@ -4,6 +4,12 @@ Names: ``sgd`` (momentum, nesterov), ``adam``, ``adamw``, ``rmsprop``, ``adagrad
 The learning rate given here is only the starting value: a schedule applied with
 :func:`cadence.set_hyperparams` overwrites it before every step.
 
+``sgd``, ``adam`` and ``adamw`` are built with ``fused=True`` when their parameters train on a CUDA device
+(``device=``, default: where the parameters are now), unless ``fused`` or ``foreach`` is given: one kernel
+per step instead of a loop over tensors, and a fused optimizer applies the fp16 loss scale itself, so
+``GradScaler.step`` needs no host read (see docs/mixed_precision.md). Elsewhere torch's default is kept
+(on CPU its fused kernels give other rounding than the plain loops that runs are compared with).
+
 ``no_decay_norm_bias=True`` exempts biases and normalization-layer parameters from weight decay, as is
 common practice since Goyal et al. 2017 ("Accurate, Large Minibatch SGD", §5.1 of the ResNet recipes) and
 in transformer training: each param group is split in two, and the exempt half gets ``weight_decay=0`` and
@@ -22,7 +28,7 @@ from torch import nn
 
 from cadence.errors import ConfigError
 
-__all__ = ["OPTIMIZERS", "available_optimizers", "create", "split_no_decay"]
+__all__ = ["FUSED_BY_DEFAULT", "OPTIMIZERS", "available_optimizers", "create", "split_no_decay"]
 
 #: name -> (class, default learning rate). SGD's 0.01 is Keras' default, used by the cyclical-LR tutorial.
 OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], float]] = {
@@ -32,6 +38,9 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], float]] = {
     "rmsprop": (torch.optim.RMSprop, 1e-2),
     "adagrad": (torch.optim.Adagrad, 1e-2),
 }
+
+#: Optimizers built with ``fused=True`` by default on CUDA.
+FUSED_BY_DEFAULT = ("sgd", "adam", "adamw")
 
 _NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._BatchNorm,
@@ -86,13 +95,15 @@ def create(
     model_or_groups: nn.Module | Iterable[torch.Tensor] | Iterable[dict[str, Any]],
     *,
     no_decay_norm_bias: bool = False,
+    device: str | torch.device | None = None,
     **options: Any,
 ) -> torch.optim.Optimizer:
     """Build optimizer ``name`` over a model's trainable parameters or explicit param groups.
 
     ``options`` are the torch optimizer's keyword arguments (``lr``, ``momentum``, ``nesterov``,
     ``weight_decay``, ``betas``, ``eps``, ...); ``lr`` defaults to 0.01 for SGD/RMSprop/Adagrad and 1e-3
-    for Adam/AdamW. Unknown names or options raise ConfigError listing the valid ones.
+    for Adam/AdamW. ``device`` is where the parameters will train, for the fused default above. Unknown
+    names or options raise ConfigError listing the valid ones.
     """
     if name not in OPTIMIZERS:
         close = difflib.get_close_matches(name, list(OPTIMIZERS), n=1)
@@ -124,6 +135,11 @@ def create(
         groups = split_no_decay(groups, exempt)
     if not any(list(group["params"]) for group in groups):
         raise ConfigError(f"optimizer {name!r} got no trainable parameters")
+    if name in FUSED_BY_DEFAULT and "fused" not in options and "foreach" not in options:
+        first = next((parameter for group in groups for parameter in group["params"]), None)
+        where = device if device is not None else (first.device if first is not None else "cpu")
+        if torch.device(where).type == "cuda":
+            options["fused"] = True
     try:
         return optimizer_class(groups, **options)
     except (TypeError, ValueError) as error:

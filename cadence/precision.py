@@ -105,20 +105,44 @@ class Precision:
         ``grad_clip`` clips the global L2 norm of the gradients of ``parameters`` (all of the optimizer's
         parameters when ``None``) to at most that value, computed on the *unscaled* gradients.
 
-        Under fp16 the return value needs the current scale on the host, one device synchronisation per step.
+        Under fp16 the return value is read from the device (one synchronisation); a loop that wants none
+        calls :meth:`apply_step` and reads its flag when it logs.
+        """
+        applied = self.apply_step(optimizer, parameters, grad_clip)
+        return True if applied is None else bool(applied)
+
+    def apply_step(
+        self,
+        optimizer: torch.optim.Optimizer,
+        parameters: Iterable[torch.Tensor] | None = None,
+        grad_clip: float | None = None,
+    ) -> torch.Tensor | None:
+        """:meth:`step` without reading anything back from the device.
+
+        Returns ``None`` in fp32 and bf16 (every update is applied), and under fp16 a 0-dimensional bool
+        tensor on the gradients' device, true when the update was applied: the scaler skips exactly the
+        steps whose unscaled gradients hold an inf or NaN, which is when their global norm is not finite
+        (the norm ``grad_clip`` computes anyway; one fused norm over the gradients without it).
+
+        :class:`torch.amp.GradScaler` itself reads its inf flag on the host before ``optimizer.step()``
+        unless the optimizer applies the scale itself: ``fused=True`` Adam, AdamW and SGD do, and
+        :func:`cadence.optimizers.create` builds fused ones by default on CUDA.
         """
         if self.scaler is None:
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(_parameters(optimizer, parameters), grad_clip)
             optimizer.step()
-            return True
+            return None
         self.scaler.unscale_(optimizer)
+        with_gradients = _parameters(optimizer, parameters)
         if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(_parameters(optimizer, parameters), grad_clip)
-        scale_before = self.scaler.get_scale()
+            norm = torch.nn.utils.clip_grad_norm_(with_gradients, grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in with_gradients if p.grad is not None])
+        applied = torch.isfinite(norm)
         self.scaler.step(optimizer)  # skipped when unscale_ found inf/NaN gradients
         self.scaler.update()  # the scale only goes down (by backoff_factor) when the step was skipped
-        return self.scaler.get_scale() >= scale_before
+        return applied
 
     @property
     def scale(self) -> float:

@@ -35,7 +35,9 @@ __all__ = [
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def one_hot(targets: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
+def one_hot(
+    targets: torch.Tensor, num_classes: int, smoothing: float = 0.0, *, check_labels: bool = True
+) -> torch.Tensor:
     """Integer class labels -> float one-hot rows, optionally label-smoothed.
 
     With smoothing ``ε`` every row becomes ``(1 - ε) · onehot(y) + ε / K`` for ``K = num_classes``, the
@@ -44,6 +46,11 @@ def one_hot(targets: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> 
 
     Targets that are already soft (a floating-point tensor of shape ``(..., num_classes)``) are smoothed the
     same way, ``(1 - ε) · t + ε / K``, so smoothing can be applied to mixed targets too.
+
+    ``check_labels=False`` skips the range check of integer labels, which reads their minimum and maximum on
+    the host (a device synchronisation on an accelerator); a label outside ``[0, num_classes)`` then gives a
+    row of zeros (plus ``ε / K``) instead of an error. A training loop that wants no read per batch checks
+    the labels on the device and reads the result when it logs (the Trainer does).
 
     >>> one_hot(torch.tensor([2, 0]), 4, smoothing=0.2)
     tensor([[0.0500, 0.0500, 0.8500, 0.0500],
@@ -60,6 +67,10 @@ def one_hot(targets: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> 
                 f"got shape {tuple(targets.shape)}"
             )
         result = targets
+    elif not check_labels:
+        # A comparison, not F.one_hot: that reads the labels' range on the CPU and asserts on CUDA.
+        classes = torch.arange(num_classes, device=targets.device)
+        result = (targets.long().unsqueeze(-1) == classes).to(torch.get_default_dtype())
     else:
         if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
             raise ConfigError(
@@ -122,8 +133,21 @@ def _sample_lambda(alpha: float, generator: torch.Generator | None, name: str) -
     return float(np.random.default_rng(seed).beta(alpha, alpha))
 
 
+def _sample_lambda_tensor(alpha: float, generator: torch.Generator | None) -> torch.Tensor:
+    """``λ ~ Beta(α, α)`` as a 0-dimensional CPU float64 tensor, never read on the host: ``G₁ / (G₁ + G₂)``
+    for two ``Gamma(α, 1)`` draws from ``generator``. A CPU 0-d tensor enters device arithmetic as a
+    scalar argument, so mixing a CUDA batch with it copies nothing and waits for nothing."""
+    if not (isinstance(alpha, (int, float)) and alpha > 0 and math.isfinite(alpha)):
+        raise ConfigError(f"alpha must be a positive finite number, got alpha={alpha!r}")
+    shape = torch.full((2,), float(alpha), dtype=torch.float64)
+    gammas = torch._standard_gamma(shape, generator=generator)  # what torch.distributions.Gamma samples with
+    # Both draws underflow to 0 only for a tiny α; the clamp makes λ 0 then instead of NaN.
+    return gammas[0] / gammas.sum().clamp_min(torch.finfo(torch.float64).tiny)
+
+
 def _permutation(size: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    return torch.randperm(size, generator=generator).to(device)
+    # non_blocking: a copy to an accelerator must not wait for the work queued before it.
+    return torch.randperm(size, generator=generator).to(device, non_blocking=True)
 
 
 def mixup_batch(
@@ -143,7 +167,7 @@ def mixup_batch(
     ``torch.Generator``), so a seeded generator gives the same batch every time.
     """
     soft = _as_soft(y, num_classes, x.dtype)
-    lam = _sample_lambda(alpha, generator, "alpha")
+    lam = _sample_lambda_tensor(alpha, generator)  # stays a tensor: no host read per batch
     permutation = _permutation(x.shape[0], generator, x.device)
     mixed_x = x * lam + x[permutation] * (1.0 - lam)
     mixed_targets = soft * lam + soft[permutation.to(soft.device)] * (1.0 - lam)

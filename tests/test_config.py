@@ -93,6 +93,9 @@ def test_bad_overrides(override, message):
         ("callbacks.swaa.start=0.5", r"unknown callback \[callbacks.swaa\] \(did you mean 'swa'\?\)"),
         ("distributed.lr_scaling=cubic", 'expected one of "none", "linear", "sqrt"'),
         ("distributed.base_batch=256", "did you mean 'base_batch_size'"),
+        ("distributed.timeout_s=0", "distributed.timeout_s = 0: expected a number > 0"),
+        ('distributed.timeout_s="1h"', 'distributed.timeout_s = "1h": expected a number > 0'),
+        ("train.log_every_n_steps=0", "train.log_every_n_steps = 0: expected a whole number >= 1"),
         ("data.augment.rotate=3", "unknown key data.augment.rotate; valid keys: crop_padding"),
         ("data.drop_last=1", "data.drop_last = 1: expected true or false"),
     ],
@@ -250,3 +253,10 @@ def test_freezeout_config_gets_one_optimizer_group_per_layer_group():
     for param_group, layer_group in zip(experiment.optimizer.param_groups, groups):
         assert [id(p) for p in param_group["params"]] == [id(p) for p in layer_group.params]
     assert [type(c) for c in experiment.callbacks] == [FreezeOut]
+
+
+def test_log_every_n_steps_and_timeout_reach_the_trainer():
+    from cadence.config import build_trainer
+
+    trainer = build_trainer(tiny("train.log_every_n_steps=7", "distributed.timeout_s=30"))
+    assert trainer.log_every_n_steps == 7

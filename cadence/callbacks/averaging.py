@@ -312,3 +312,34 @@ class EMA(_Averaging):
 
     def _make_averaged(self, model: nn.Module) -> AveragedModel:
         return AveragedModel(model, multi_avg_fn=self._average, use_buffers=self.use_buffers)
+
+    def on_fit_start(self, state: TrainState) -> None:
+        super().on_fit_start(state)
+        self._count = self.num_averaged  # the update count on the host: read once, not per update
+
+    def on_step_end(self, state: TrainState) -> None:
+        # AveragedModel.update_parameters reads its count tensor twice per update; this update does the
+        # same arithmetic (copy first, then one lerp per device and dtype) with the count kept here.
+        finished = state.step - 1
+        if self.averaged is None or finished % self.update_every:
+            return
+        model = unwrap_model(state.model)
+        pairs = list(zip(self.averaged.module.parameters(), model.parameters(), strict=True))
+        buffers = list(zip(self.averaged.module.buffers(), model.buffers(), strict=True))
+        if self.use_buffers:
+            pairs += buffers
+        groups: dict[tuple[torch.device, torch.dtype], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        for averaged, current in pairs:
+            averaged_list, current_list = groups.setdefault((averaged.device, averaged.dtype), ([], []))
+            averaged_list.append(averaged.detach())
+            current_list.append(current.detach().to(averaged.device))
+        for averaged_list, current_list in groups.values():
+            if self._count == 0:
+                torch._foreach_copy_(averaged_list, current_list)
+            else:
+                self._average(averaged_list, current_list, self._count)
+        if not self.use_buffers:
+            for averaged, current in buffers:
+                averaged.detach().copy_(current.detach())
+        self.averaged.n_averaged += 1  # in place on its CPU buffer: nothing read
+        self._count += 1

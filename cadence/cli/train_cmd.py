@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     state = run_config(
         config,
         run_dir=run_dir,
-        resume=args.resume,
+        resume=args.resume or distributed.restarted_by_torchrun(),  # a restart continues the run
         log=lambda line: print(f"cadence train: {line}", flush=True),
         overrides=args.overrides,
         overwrite=args.overwrite,

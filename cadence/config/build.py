@@ -150,7 +150,8 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
     from cadence.config.check import check_device
 
     check_device(train.get("device", "auto"))  # one line for a device that is not there, not a traceback
-    distributed.init_from_env()
+    timeout = _table(config, "distributed").get("timeout_s")
+    distributed.init_from_env(**({"timeout_s": timeout} if timeout is not None else {}))
     rank, world_size = distributed.get_rank(), distributed.get_world_size()
     device = (
         distributed.default_device()
@@ -211,7 +212,8 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
             weight_decay_exempt_norm_bias=bool(optimizer_table.pop("no_decay_norm_bias", False)),
         )
     optimizer = _prefixed(
-        "optimizer", lambda: optimizers.create(optimizer_name, parameters, **optimizer_table)
+        "optimizer",
+        lambda: optimizers.create(optimizer_name, parameters, device=device, **optimizer_table),
     )
 
     tables = _prefixed("schedule", lambda: schedule_configs(config, steps_per_epoch, total_steps))

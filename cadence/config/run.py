@@ -94,4 +94,4 @@ def run_config(
     if log is not None and experiment.lr_scaling is not None and distributed.is_main_process():
         log(experiment.lr_scaling.summary())
     # the plan went to ``log`` above (before the run directory is set up); the Trainer only records it
-    return trainer.fit(resume="latest" if resume else None)
+    return trainer.fit(resume="latest" if resume else "auto")  # auto: latest after a torchrun restart

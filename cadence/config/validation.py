@@ -17,6 +17,7 @@ from cadence.config.schema import (
     _choice,
     _hint,
     _is_number,
+    _positive_number,
     _table,
     _toml_repr,
     _unknown_key,
@@ -70,6 +71,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
     if "lr_scaling" in distributed and (problem := _choice(*LR_SCALING_RULES)(distributed["lr_scaling"])):
         raise ConfigError(
             f"distributed.lr_scaling = {_toml_repr(distributed['lr_scaling'])}: expected {problem}"
+        )
+    if "timeout_s" in distributed and (problem := _positive_number(distributed["timeout_s"])):
+        raise ConfigError(
+            f"distributed.timeout_s = {_toml_repr(distributed['timeout_s'])}: expected {problem}"
         )
     for key, value in _table(config, "lr_selection").items():
         if key not in LR_SELECTION_KEYS:

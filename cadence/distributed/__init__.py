@@ -19,10 +19,13 @@ See docs/distributed.md for launching on one or several machines and for how the
 
 from cadence.distributed.data import shard_dataloader
 from cadence.distributed.ddp import (
+    CollectiveTimeoutError,
     all_reduce_mean,
+    all_reduce_mean_tensor,
     all_reduce_sum_tensor,
     broadcast_object,
     changes_trainable,
+    named_timeouts,
     unwrap_model,
     wrap_model,
 )
@@ -38,6 +41,7 @@ from cadence.distributed.environment import (
     is_main_process,
     launched_by_torchrun,
     main_process_first,
+    restarted_by_torchrun,
 )
 from cadence.distributed.launch import find_free_port, launch_local, strip_nproc
 from cadence.distributed.scaling import (
@@ -49,10 +53,12 @@ from cadence.distributed.scaling import (
 )
 
 __all__ = [
+    "CollectiveTimeoutError",
     "LRScalingPlan",
     "RecordLRScaling",
     "ScaledSchedule",
     "all_reduce_mean",
+    "all_reduce_mean_tensor",
     "all_reduce_sum_tensor",
     "barrier",
     "broadcast_object",
@@ -71,6 +77,8 @@ __all__ = [
     "launched_by_torchrun",
     "lr_scaling_plan",
     "main_process_first",
+    "named_timeouts",
+    "restarted_by_torchrun",
     "shard_dataloader",
     "strip_nproc",
     "unwrap_model",

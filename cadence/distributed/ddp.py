@@ -6,7 +6,10 @@ All functions are no-ops (or identity) in a single process, so the same loop run
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import datetime
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -14,16 +17,63 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from cadence.distributed import environment
 from cadence.distributed.environment import is_distributed
 
 __all__ = [
+    "CollectiveTimeoutError",
     "all_reduce_mean",
+    "all_reduce_mean_tensor",
     "all_reduce_sum_tensor",
     "broadcast_object",
     "changes_trainable",
     "unwrap_model",
     "wrap_model",
 ]
+
+
+class CollectiveTimeoutError(RuntimeError):
+    """A collective did not complete within the group's timeout (``[distributed] timeout_s``)."""
+
+
+@contextlib.contextmanager
+def named_timeouts(what: str | Callable[[], str]) -> Iterator[None]:
+    """Turn the backend's timeout error inside the block into a :class:`CollectiveTimeoutError` that says
+    what timed out, after how long, and (on rank 0, when :func:`~cadence.distributed.init_from_env` made
+    the group) which ranks did not arrive. ``what`` may be a function, called only when a timeout happened
+    (the Trainer names the step it was at)."""
+    try:
+        yield
+    except RuntimeError as error:
+        if "timed out" not in str(error).lower() or isinstance(error, CollectiveTimeoutError):
+            raise
+        raise CollectiveTimeoutError(_timeout_message(what if isinstance(what, str) else what())) from error
+
+
+def _timeout_message(what: str) -> str:
+    rank = dist.get_rank()
+    timeout_s = environment._WATCH.get("timeout_s")
+    after = f" after {timeout_s:g} s" if isinstance(timeout_s, float) else ""
+    who = "the rank that did not arrive could not be determined"
+    group = environment._WATCH.get("group")
+    if group is not None and isinstance(timeout_s, float):
+        # The timed-out group's connections are closed: ask on the second group who is still answering.
+        try:
+            dist.monitored_barrier(
+                group=group, timeout=datetime.timedelta(seconds=timeout_s), wait_all_ranks=True
+            )
+            who = "every rank answered afterwards: one was only slow"
+        except RuntimeError as error:
+            found = re.search(r"Ranks? ([\d, ]+) failed to pass", str(error))
+            if found:
+                who = f"rank(s) {found.group(1).strip()} did not arrive"
+            elif rank != 0:
+                who = "rank 0 names the ranks that did not arrive in its own error"
+    return (
+        f"distributed: {what} timed out on rank {rank}{after}; {who}. A stuck or dead rank stops the "
+        "others this way; if one rank is slow on purpose (a long evaluation or checkpoint on one rank), "
+        "raise [distributed] timeout_s (Trainer(timeout_s=...))"
+    )
 
 
 def _communication_device() -> torch.device:
@@ -147,6 +197,21 @@ def all_reduce_sum_tensor(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_mean_tensor(tensor: torch.Tensor, *, what: str = "an all_reduce") -> torch.Tensor:
+    """The mean of ``tensor`` over all processes, as a new float64 tensor on ``tensor``'s device.
+
+    Nothing is read on the host, so a loop can reduce a whole log interval of values with one collective
+    and then read them in one transfer. In a single process ``tensor`` itself is returned. ``what`` names
+    the collective in the :class:`CollectiveTimeoutError` raised when another rank does not arrive.
+    """
+    if not is_distributed():
+        return tensor
+    buffer = tensor.detach().to(device=_communication_device(), dtype=torch.float64, copy=True)
+    with named_timeouts(what):
+        dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+    return (buffer / dist.get_world_size()).to(tensor.device)
+
+
 def all_reduce_mean(values: Mapping[str, float], *, weight: float = 1.0) -> dict[str, float]:
     """Average scalar metrics over processes: each rank passes its local values, all get the global mean.
 
@@ -167,7 +232,8 @@ def all_reduce_mean(values: Mapping[str, float], *, weight: float = 1.0) -> dict
         dtype=torch.float64,
         device=_communication_device(),
     )
-    dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+    with named_timeouts("an all_reduce of metrics"):
+        dist.all_reduce(packed, op=dist.ReduceOp.SUM)
     total_weight = packed[-1].item()
     if total_weight == 0:
         raise ValueError("all_reduce_mean: the weights of all ranks sum to 0; pass weight > 0 on some rank")
@@ -182,5 +248,6 @@ def broadcast_object(value: Any, source: int = 0) -> Any:
     if not is_distributed():
         return value
     holder = [value]
-    dist.broadcast_object_list(holder, src=source)
+    with named_timeouts(f"a broadcast from rank {source}"):
+        dist.broadcast_object_list(holder, src=source)
     return holder[0]

@@ -30,7 +30,12 @@ __all__ = [
     "is_main_process",
     "launched_by_torchrun",
     "main_process_first",
+    "restarted_by_torchrun",
 ]
+
+#: The collective timeout of the group :func:`init_from_env` created, and a second (gloo) group used only to
+#: find out which rank is stuck once a collective of the first has timed out (see ``ddp.py``).
+_WATCH: dict[str, object] = {}
 
 #: Environment variables a launcher must set for :func:`init_from_env`.
 REQUIRED_ENVIRONMENT = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -75,6 +80,15 @@ def launched_by_torchrun() -> bool:
     return "WORLD_SIZE" in os.environ
 
 
+def restarted_by_torchrun() -> bool:
+    """True in a process that ``torchrun --max-restarts`` started again after a failure
+    (``TORCHELASTIC_RESTART_COUNT > 0``): ``fit(resume="auto")`` then continues from the latest checkpoint."""
+    try:
+        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    except ValueError:
+        return False
+
+
 def default_device() -> torch.device:
     """``cuda:LOCAL_RANK`` when CUDA is available, else the CPU."""
     if torch.cuda.is_available():
@@ -94,6 +108,11 @@ def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> b
     Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` (set by ``torchrun``
     and by ``cadence train --nproc N``). The backend defaults to ``nccl`` when CUDA is available and ``gloo``
     otherwise; with CUDA the current device becomes ``cuda:LOCAL_RANK``, so one process drives one GPU.
+
+    ``timeout_s`` bounds every collective (``[distributed] timeout_s`` in a config, ``Trainer(timeout_s=)``):
+    when a rank does not arrive within it, the others raise
+    :class:`~cadence.distributed.ddp.CollectiveTimeoutError` instead of hanging, and rank 0's message names
+    the ranks that did not arrive (found with a monitored barrier on a small second gloo group).
 
     Idempotent: when a group is already initialised (by a test, a notebook or the user), it is kept as is.
     Without ``WORLD_SIZE`` in the environment, or with ``WORLD_SIZE=1``, nothing is initialised and the
@@ -125,8 +144,12 @@ def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> b
         if not torch.cuda.is_available():
             raise ConfigError("distributed backend='nccl' needs CUDA devices; use backend='gloo' on CPU")
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
+        raise ConfigError(f"distributed.timeout_s = {timeout_s!r}: expected a number of seconds > 0")
     timeout = datetime.timedelta(seconds=timeout_s)
     dist.init_process_group(backend=backend, init_method="env://", timeout=timeout)
+    _WATCH["timeout_s"] = float(timeout_s)
+    _WATCH["group"] = dist.new_group(backend="gloo", timeout=timeout)
     return is_distributed()
 
 

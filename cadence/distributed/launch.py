@@ -4,6 +4,9 @@ Each copy gets the environment variables torchrun sets (``RANK``, ``LOCAL_RANK``
 ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) with a free port on 127.0.0.1, so the command calls
 :func:`~cadence.distributed.init_from_env` exactly as under torchrun. The exit code of the first process
 that fails is returned unchanged (so a configuration error still exits with 2), and the others are stopped.
+SIGTERM or SIGINT sent to the launcher is forwarded to every process, and the launcher waits for them (up to
+:data:`GRACE_PERIOD_S`, then kills what is left) before exiting with ``128 + signal``: stopping the launcher
+never leaves ranks training on their own.
 For several machines use ``torchrun --nnodes ... -m cadence ...`` directly (see docs/distributed.md).
 """
 
@@ -14,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -46,10 +50,10 @@ def strip_nproc(argv: Sequence[str]) -> list[str]:
     return result
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
+def _stop(processes: list[subprocess.Popen], signal_number: int = signal.SIGTERM) -> None:
     for process in processes:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(signal_number)
     deadline = time.monotonic() + GRACE_PERIOD_S
     for process in processes:
         try:
@@ -87,6 +91,14 @@ def launch_local(
         # share the cores out instead of torchrun's single thread
         base_env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     processes: list[subprocess.Popen] = []
+    received: list[int] = []
+    forwarded = (signal.SIGTERM, signal.SIGINT)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+        previous = {
+            number: signal.signal(number, lambda number, frame: received.append(number))
+            for number in forwarded
+        }
     try:
         for rank in range(nproc):
             rank_env = dict(base_env)
@@ -101,6 +113,9 @@ def launch_local(
             )
             processes.append(subprocess.Popen([sys.executable, "-m", module, *argv], env=rank_env))
         while True:
+            if received:  # forward the launcher's SIGTERM/SIGINT to every rank and wait for them
+                _stop(processes, received[0])
+                return 128 + int(received[0])
             codes = [process.poll() for process in processes]
             failed = [code for code in codes if code not in (None, 0)]
             if failed:
@@ -110,6 +125,9 @@ def launch_local(
             if all(code == 0 for code in codes):
                 return 0
             time.sleep(0.05)
-    except KeyboardInterrupt:
-        _stop(processes)
+    except KeyboardInterrupt:  # SIGINT while the handler was not installed (not the main thread)
+        _stop(processes, signal.SIGINT)
         return 130
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -101,6 +101,7 @@ TOML_OPTIONS: dict[str, Callable[[Any], str | None]] = {
     "eval_every_epochs": positive_int,
     "progress": choice(*TOML_PROGRESS_MODES),
     "on_divergence": choice(*DIVERGENCE_MODES),
+    "log_every_n_steps": positive_int,
     "channels_last": boolean,
     "compile": boolean,
     "csv": boolean,

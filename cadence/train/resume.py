@@ -44,11 +44,15 @@ def find_checkpoint(
 ) -> tuple[dict[str, Any] | None, Path | None, list[str]]:
     """The checkpoint ``fit(resume=...)`` asks for: ``(payload, path, problems)``.
 
-    ``None`` gives ``(None, None, [])``. ``"latest"`` takes the newest checkpoint in ``run_dir/checkpoints``
-    that loads and passes its checksum; ``problems`` names each newer one skipped and what failed. With no
-    checkpoint at all it gives ``(None, None, [])`` (a fresh start); when every checkpoint fails it raises
-    :class:`~cadence.train.checkpoint.CheckpointError` listing them. A path loads that file, no fallback.
+    ``None`` gives ``(None, None, [])``; ``"auto"`` is ``"latest"`` in a process that ``torchrun
+    --max-restarts`` restarted (``TORCHELASTIC_RESTART_COUNT > 0``) and ``None`` otherwise. ``"latest"``
+    takes the newest checkpoint in ``run_dir/checkpoints`` that loads and passes its checksum; ``problems``
+    names each newer one skipped and what failed. With no checkpoint at all it gives ``(None, None, [])``
+    (a fresh start); when every checkpoint fails it raises :class:`~cadence.train.checkpoint.CheckpointError`
+    listing them. A path loads that file, no fallback.
     """
+    if resume == "auto":  # a fresh start, unless torchrun restarted this process after a failure
+        resume = "latest" if distributed.restarted_by_torchrun() and run_dir is not None else None
     if resume is None:
         return None, None, []
     if resume == "latest":

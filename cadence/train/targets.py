@@ -14,12 +14,14 @@ from cadence.train.batches import epoch_batches, move_to_device, split_batch
 __all__ = ["data_num_classes", "infer_num_classes", "output_classes", "smoothed_one_hot"]
 
 
-def smoothed_one_hot(targets: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
-    """Integer class targets as (smoothed) one-hot rows."""
+def smoothed_one_hot(
+    targets: torch.Tensor, num_classes: int, smoothing: float, *, check_labels: bool = True
+) -> torch.Tensor:
+    """Integer class targets as (smoothed) one-hot rows (see :func:`cadence.regularization.one_hot`)."""
     # Imported here: only runs with label smoothing need the regularization module.
     from cadence.regularization import one_hot
 
-    return one_hot(targets, num_classes, smoothing=smoothing)
+    return one_hot(targets, num_classes, smoothing=smoothing, check_labels=check_labels)
 
 
 def data_num_classes(data: Any) -> int | None:

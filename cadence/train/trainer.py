@@ -7,6 +7,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,18 @@ __all__ = ["Trainer", "accuracy"]
 
 _NO_CONTEXT = contextlib.nullcontext()  # reusable: no allocation per micro-batch
 
+#: Steps between two reads of the training loss (see benchmarks/results/sync_interval.md for the choice).
+LOG_EVERY_N_STEPS = 10
+
+
+@dataclass
+class _PendingStep:
+    """A step whose loss (and, under fp16, whether its update was applied) is still on the device."""
+
+    record: dict[str, Any]  # its metrics.jsonl record, the loss still to fill in
+    loss: torch.Tensor | float  # a float once read (log_every_n_steps=1 reads it before the update)
+    applied: torch.Tensor | None  # None: the update is always applied (fp32, bf16)
+
 
 class Trainer:
     """Train ``model`` with ``optimizer`` on ``train_data``; schedules are applied before every update.
@@ -65,15 +78,24 @@ class Trainer:
                     with autocast: loss = loss_fn(model(inputs), targets)
                     backward(loss / micro-batches in the group)   # DDP: no_sync() but on the last
                     on_after_backward
-                if loss is NaN/inf: stop (or raise) with DivergenceError, no update
                 unscale -> clip grad norm -> optimizer.step() -> scaler update; zero_grad
-                step += 1; log {"kind": "train", ...}
+                step += 1
+                every log_every_n_steps steps: read the losses of these steps (one transfer) and log
+                    {"kind": "train", ...} for each; a NaN/inf loss stops (or raises) with DivergenceError
                 on_step_end
                 checkpoint every checkpoint_every_steps
             evaluate every eval_every_epochs (and at the end); on_eval_end
             on_epoch_end
             epoch += 1; checkpoint every checkpoint_every_epochs
         on_fit_end
+
+    Host reads: the loss stays on the device and is read every ``log_every_n_steps`` steps (and before each
+    checkpoint, evaluation and the end), all the steps since the last read in one transfer, one
+    ``all_reduce`` under DDP; between reads a step reads nothing back from the device (fp16 included, with
+    an optimizer that applies the loss scale itself, such as ``fused=True`` SGD/Adam/AdamW). A non-finite
+    loss is caught at the next read, which names the step it appeared at; the updates since then were
+    applied. With ``log_every_n_steps=1`` the loss is read before each update, and a non-finite one stops
+    the run without applying it. ``state.last_loss`` is the loss of the latest step read.
 
     ``step`` counts optimizer updates, not micro-batches: with ``accumulation_steps=k`` an epoch of ``B``
     batches has ``ceil(B / k)`` steps, and ``total_steps`` (given, or ``epochs × steps_per_epoch``) is what
@@ -111,7 +133,9 @@ class Trainer:
     settings) is recorded in ``meta.json``; ``log`` receives one-line notes (the checkpoint a resume starts
     from, checkpoints skipped as corrupt), which otherwise go to :mod:`warnings` when they report a problem.
     Under ``torch.distributed`` (world size > 1) the model is wrapped in DDP, logged metrics are averaged over
-    processes and only rank 0 writes files.
+    processes and only rank 0 writes files; ``timeout_s`` bounds every collective when the Trainer creates the
+    process group (a rank that does not arrive raises :class:`~cadence.distributed.CollectiveTimeoutError`
+    on the others, naming it where it can).
     """
 
     def __init__(
@@ -141,6 +165,7 @@ class Trainer:
         eval_every_epochs: int | None = 1,
         progress: str | bool | None = "auto",
         on_divergence: str = "stop",
+        log_every_n_steps: int = LOG_EVERY_N_STEPS,
         channels_last: bool = False,
         compile: bool = False,
         config: Mapping[str, Any] | None = None,
@@ -150,6 +175,7 @@ class Trainer:
         lr_selection: Mapping[str, Any] | None = None,
         fingerprint: Mapping[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         callbacks = list(callbacks)
         check_options(
@@ -183,7 +209,8 @@ class Trainer:
         self.precision_mode = precision
         self.grad_clip = grad_clip
         self.accumulation_steps = accumulation_steps
-        distributed.init_from_env()  # under torchrun: join the process group (a no-op otherwise)
+        # under torchrun: join the process group (a no-op otherwise, or when it is already joined)
+        distributed.init_from_env(**({"timeout_s": timeout_s} if timeout_s is not None else {}))
         self.device = distributed.default_device() if device == "auto" else torch.device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.seed = seed
@@ -195,6 +222,13 @@ class Trainer:
         self.eval_every_epochs = eval_every_epochs
         self.progress = progress
         self.on_divergence = on_divergence
+        if (
+            isinstance(log_every_n_steps, bool)
+            or not isinstance(log_every_n_steps, int)
+            or log_every_n_steps < 1
+        ):
+            raise ConfigError(f"log_every_n_steps must be an integer >= 1, got {log_every_n_steps=}")
+        self.log_every_n_steps = log_every_n_steps
         self.channels_last = channels_last
         self.compile = compile
         self.config = dict(config) if config is not None else None
@@ -215,12 +249,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def fit(self, resume: str | Path | None = None) -> TrainState:
+    def fit(self, resume: str | Path | None = "auto") -> TrainState:
         """Train until ``total_steps`` (or a callback's ``should_stop``); returns the final state.
 
         ``resume="latest"`` continues from the newest good checkpoint in ``run_dir/checkpoints`` (starting
         fresh when there is none; raising :class:`~cadence.train.checkpoint.CheckpointError` when every one
-        is corrupt); a path resumes from that file.
+        is corrupt); a path resumes from that file. ``"auto"`` (the default) starts fresh, except in a process
+        that ``torchrun --max-restarts`` restarted after a failure: there it is ``"latest"``, the newest
+        checkpoint rank 0 finds, which every rank then loads.
         """
         saved, self.resumed_from, problems = find_checkpoint(resume, self.run_dir)
         for problem in problems:
@@ -232,8 +268,10 @@ class Trainer:
             self._call("on_fit_start", state)
             if saved is not None:  # after on_fit_start, so the RNG streams continue exactly
                 restore_rank_rng(saved["rng"], self.seed, state.rank, state.step)
-            while state.step < state.total_steps and not state.should_stop:
-                self._run_epoch(state)
+            # DDP's gradient all_reduce runs inside backward(): a rank that does not arrive shows up there
+            with distributed.named_timeouts(lambda: f"a collective at step {state.step}"):
+                while state.step < state.total_steps and not state.should_stop:
+                    self._run_epoch(state)
             if self._divergence is not None:
                 status = "diverged"
             else:
@@ -307,34 +345,78 @@ class Trainer:
         self._end_epoch(state, completed)
 
     def _optimizer_step(self, state: TrainState, loss: torch.Tensor) -> None:
-        loss_value = loss.item()  # the one host synchronisation per step: logging and divergence need it
-        if self._distributed:
-            loss_value = distributed.all_reduce_mean({"loss": loss_value})["loss"]
-        if not math.isfinite(loss_value):
-            self.optimizer.zero_grad(set_to_none=True)
-            self._diverge(state, loss_value)
-            return
+        loss = loss.detach()
+        loss_now: float | None = None
+        if self.log_every_n_steps == 1:  # read before the update, so a non-finite loss is never applied
+            loss_now = self._read_pending(state, current=loss)
+            if loss_now is None or not math.isfinite(loss_now):
+                self.optimizer.zero_grad(set_to_none=True)
+                return
         parameters = self.model.parameters() if self.grad_clip is not None else None
-        applied = self.precision.step(self.optimizer, parameters, self.grad_clip)
+        applied = self.precision.apply_step(self.optimizer, parameters, self.grad_clip)
         self.optimizer.zero_grad(set_to_none=True)
-        state.loss_start, state.loss_average = update_trend(
-            state.loss_start, state.loss_average, state.step, loss_value, state.total_steps
-        )
         state.step += 1
-        state.last_loss = loss_value
-        epoch = self._epoch_position(state)
-        if not applied:
-            state.skipped_steps += 1
         state.wall_time = time.perf_counter() - self._time_origin
         record = records.train_record(
-            state, epoch=epoch, lr=self._lr(state), loss=loss_value, skipped=not applied
+            state, epoch=self._epoch_position(state), lr=self._lr(state), loss=math.nan, skipped=False
         )
-        self._writer.log(record)
+        self._pending.append(_PendingStep(record, loss if loss_now is None else loss_now, applied))
+        if state.step % self.log_every_n_steps == 0 or state.step >= state.total_steps:
+            self._read_pending(state)
         self._call("on_step_end", state)
         if self.checkpoint_every_steps and state.step % self.checkpoint_every_steps == 0:
             self._save_checkpoint(state)
 
+    def _read_pending(self, state: TrainState, current: torch.Tensor | None = None) -> float | None:
+        """Read what the steps since the last read left on the device, in one transfer, and log them.
+
+        ``current`` is the loss of the step about to be applied (``log_every_n_steps=1``); its value is
+        returned (mean over processes), or None when an earlier step diverged. Under DDP every rank calls
+        this at the same steps: the values are averaged with one ``all_reduce``.
+        """
+        pending, self._pending = self._pending, []
+        errors, self._label_errors = self._label_errors, []
+        values = [entry.loss for entry in pending if isinstance(entry.loss, torch.Tensor)]
+        values += [current] if current is not None else []
+        values += [entry.applied for entry in pending if entry.applied is not None]
+        values += errors
+        numbers: list[float] = []
+        if values:
+            stacked = torch.stack([value.detach().reshape(()).double() for value in values])
+            if self._distributed:
+                stacked = distributed.all_reduce_mean_tensor(
+                    stacked, what=f"the loss read at step {state.step}"
+                )
+            numbers = stacked.tolist()  # the one host read of the interval
+        losses = iter(numbers)
+        read = [next(losses) if isinstance(entry.loss, torch.Tensor) else entry.loss for entry in pending]
+        current_value = next(losses) if current is not None else None
+        flags = iter([next(losses) for entry in pending if entry.applied is not None])
+        if any(value > 0 for value in losses):  # what is left: the label checks
+            first = pending[0].record["step"] - 1 if pending else state.step
+            raise ConfigError(
+                f"class labels must lie in [0, {self.num_classes - 1}] for num_classes={self.num_classes}; "
+                f"a batch of steps {first} to {state.step} has labels outside that range"
+            )
+        for entry, value in zip(pending, read, strict=True):
+            skipped = entry.applied is not None and next(flags) < 0.5
+            step = entry.record["step"] - 1  # the 0-based index of the update
+            if not math.isfinite(value):
+                self._diverge(state, value, step=step, epoch=entry.record["epoch"], lr=entry.record["lr"])
+                return None
+            state.loss_start, state.loss_average = update_trend(
+                state.loss_start, state.loss_average, step, value, state.total_steps
+            )
+            state.last_loss = value
+            state.skipped_steps += skipped
+            self._writer.log(_completed_record(entry.record, value, skipped))
+        if current_value is not None and not math.isfinite(current_value):
+            self._diverge(state, current_value, step=state.step, epoch=self._epoch_position(state), lr=None)
+        return current_value
+
     def _end_epoch(self, state: TrainState, completed: bool) -> None:
+        if self._divergence is None:
+            self._read_pending(state)  # a divergence is known before evaluating or checkpointing
         finished = state.step >= state.total_steps or state.should_stop
         every = self.eval_every_epochs
         evaluate = self.eval_data is not None and self._divergence is None
@@ -384,6 +466,8 @@ class Trainer:
 
     def _start(self, saved: dict[str, Any] | None) -> TrainState:
         self._divergence: DivergenceError | None = None
+        self._pending: list[_PendingStep] = []
+        self._label_errors: list[torch.Tensor] = []
         self._best: dict[str, float] = {}
         self._last_checkpoint_step = -1
         self._epoch_rng: torch.Tensor | None = None
@@ -504,6 +588,7 @@ class Trainer:
             channels_last=self.channels_last,
             label_smoothing=self.label_smoothing,
             num_classes=self.num_classes,
+            label_errors=self._label_errors,  # read with the losses, not per batch
         )
 
     def _epoch_position(self, state: TrainState) -> float:
@@ -523,15 +608,26 @@ class Trainer:
             return float(schedule)
         return max((float(schedule(step)) for step in range(0, steps, max(1, steps // 2000))), default=None)
 
-    def _diverge(self, state: TrainState, loss_value: float) -> None:
-        lr = self._lr(state)
+    def _diverge(
+        self, state: TrainState, loss_value: float, *, step: int, epoch: float, lr: float | None
+    ) -> None:
+        lr = self._lr(state) if lr is None else lr
         last = checkpoints.latest_checkpoint(self.run_dir / "checkpoints") if self.run_dir else None
+        if step == state.step:
+            applied = "the update was not applied"
+        else:  # found at a later read: the updates in between were applied
+            applied = (
+                f"found at step {state.step} (the loss is read every log_every_n_steps="
+                f"{self.log_every_n_steps} steps), so the updates of steps {step} to {state.step - 1} were "
+                "applied and the parameters are likely not finite"
+            )
         message = (
-            f"training diverged at step {state.step} (epoch {self._epoch_position(state):.2f}): the loss is "
-            f"{loss_value} with lr={lr:g}; the update was not applied. Try a lower learning rate"
+            f"training diverged at step {step} (epoch {epoch:.2f}): the loss is {loss_value} with lr={lr:g}; "
+            f"{applied}. Try a lower learning rate"
             + (f"; the last good checkpoint is {last}" if last else "")
         )
-        self._divergence = DivergenceError(message, step=state.step, lr=lr)
+        self._divergence = DivergenceError(message, step=step, lr=lr)
+        self._pending = []
         state.should_stop = True
         state.stop_reason = message
 
@@ -604,6 +700,10 @@ class Trainer:
         return self.run_dir is not None and bool(self.checkpoint_every_steps or self.checkpoint_every_epochs)
 
     def _save_checkpoint(self, state: TrainState) -> None:
+        if self._divergence is None:
+            self._read_pending(state)  # every rank: the read may all_reduce
+        if self._divergence is not None:
+            return  # the parameters may hold the diverged updates
         self._last_checkpoint_step = state.step
         if self.run_dir is None or not self._checkpointing or not state.is_main_process:
             return
@@ -636,3 +736,13 @@ class Trainer:
             restore_schedules(self.schedules, saved["trainer"]["schedules"])
             self._auto_resolved = True
         self._resolve_auto_schedules()  # a checkpoint from before the finder's result was stored
+
+
+def _completed_record(record: dict[str, Any], loss: float, skipped: bool) -> dict[str, Any]:
+    """``record`` with its loss read, and ``"skipped": True`` before its time when fp16 skipped the update."""
+    completed: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "time" and skipped:
+            completed["skipped"] = True
+        completed[key] = loss if key == "loss" else value
+    return completed

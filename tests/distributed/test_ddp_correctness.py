@@ -157,3 +157,51 @@ def test_resume_latest_is_chosen_by_rank_0(ranks, tmp_path):
     for result in results:
         for got, want in zip(result["parameters"], final.values()):
             torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def stuck_rank_worker(rank: int, directory: Path) -> None:
+    """Rank 1 stops answering before the loss read at step 3; rank 0 must not wait 30 minutes for it."""
+    import time
+
+    from cadence.distributed import CollectiveTimeoutError
+    from cadence.train.callback import Callback
+    from cadence.train.trainer import Trainer
+
+    class Stall(Callback):
+        def on_step_end(self, state) -> None:
+            if rank == 1 and state.step == 2:
+                time.sleep(8)
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(64, 6, generator=generator)
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 2))
+    started = time.monotonic()
+    try:
+        trainer = Trainer(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            nn.functional.cross_entropy,
+            TensorLoader(inputs, (inputs[:, 0] > 0).long(), 8),
+            total_steps=4,
+            callbacks=[Stall()],
+            progress=False,
+            log_every_n_steps=3,
+            timeout_s=2,
+        )
+        trainer.fit()
+        outcome = "finished"
+    except CollectiveTimeoutError as error:
+        outcome = str(error)
+    except RuntimeError as error:  # the stuck rank, when it comes back to closed connections
+        outcome = f"other: {error}"
+    (directory / f"rank{rank}.txt").write_text(f"{time.monotonic() - started:.1f}\n{outcome}")
+
+
+def test_a_stuck_rank_times_out_with_a_message_naming_it(ranks, tmp_path):
+    ranks(stuck_rank_worker, tmp_path, init=False)  # the Trainer creates the group, with timeout_s=2
+    elapsed, message = (tmp_path / "rank0.txt").read_text().split("\n", 1)
+    assert "a collective at step 2 timed out on rank 0 after 2 s" in message  # its backward's all_reduce
+    assert "rank(s) 1 did not arrive" in message
+    assert "timeout_s" in message
+    assert float(elapsed) < 8  # two timeouts of 2 s and the start, not the 1800 s default

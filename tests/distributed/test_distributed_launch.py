@@ -153,3 +153,56 @@ def test_cadence_train_nproc_reports_a_bad_config_before_starting_processes(tmp_
     assert "lr_scaling" in result.stderr
     assert "Traceback" not in result.stderr
     assert not Path(tmp_path / "r").exists()
+
+
+SLEEPER = """
+import os
+import sys
+import time
+from pathlib import Path
+
+Path(sys.argv[1], f"pid{os.environ['RANK']}").write_text(str(os.getpid()))
+time.sleep(600)  # a rank that trains on unless someone stops it
+"""
+
+LAUNCHER = """
+import sys
+from cadence.distributed import launch_local
+sys.exit(launch_local(2, [sys.argv[1]], module="sleeper"))
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_launcher_stops_its_ranks(tmp_path, signal_name):
+    import signal
+    import time
+
+    (tmp_path / "sleeper.py").write_text(textwrap.dedent(SLEEPER))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env.pop("WORLD_SIZE", None)
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(tmp_path)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"pid{rank}").exists() for rank in range(2)):
+            assert time.monotonic() < deadline, "the ranks did not start"
+            assert launcher.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.2)  # the pid files are written: let the writes finish
+        pids = [int((tmp_path / f"pid{rank}").read_text()) for rank in range(2)]
+        assert all(_alive(pid) for pid in pids)
+        number = getattr(signal, signal_name)
+        launcher.send_signal(number)
+        assert launcher.wait(timeout=10) == 128 + number
+        assert not any(_alive(pid) for pid in pids)  # reaped by the launcher: gone, not orphaned
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()

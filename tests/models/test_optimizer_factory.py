@@ -73,3 +73,19 @@ def test_errors_name_the_choices():
         optimizers.create("sgd", network(), betas=(0.9, 0.99))
     with pytest.raises(ConfigError, match="optimizer 'sgd'"):
         optimizers.create("sgd", network(), lr=-1.0)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_fused_by_default_on_cuda_only(name):
+    model = torch.nn.Linear(3, 2)
+    # the parameters are on the CPU here; device= says where they will train (torch accepts fused there too)
+    assert optimizers.create(name, model, device="cuda").defaults["fused"] is True
+    assert not optimizers.create(name, model).defaults.get("fused")  # on the CPU torch's default is kept
+    assert not optimizers.create(name, model, device="cuda", fused=False).defaults[
+        "fused"
+    ]  # an explicit choice wins
+    assert not optimizers.create(name, model, device="cuda", foreach=True).defaults.get("fused")
+
+
+def test_rmsprop_is_not_fused():
+    assert "fused" not in optimizers.create("rmsprop", torch.nn.Linear(3, 2), device="cuda").defaults

@@ -122,6 +122,7 @@ def test_divergence_stops_at_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
         run_dir=tmp_path,
         checkpoint_every_steps=2,
         eval_data=[make_data(samples=8)],
+        log_every_n_steps=1,  # read before every update: the diverged one is not applied
     )
     state = trainer.fit()
     assert state.step == 6
@@ -138,6 +139,32 @@ def test_divergence_stops_at_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
         make_model(), epochs=3, schedules=schedules, callbacks=[ExplodeAt(-1)], run_dir=tmp_path
     )
     assert resumed.fit(resume="latest").step == 12
+
+
+def test_divergence_is_caught_at_the_next_read_naming_the_steps(tmp_path):
+    # 12 steps over 3 epochs, read every 4: step 5 goes NaN and is found at the read after step 8.
+    schedules = {"lr": lambda step: 0.01 * (step + 1)}
+    trainer = trainer_for(
+        epochs=3,
+        schedules=schedules,
+        callbacks=[ExplodeAt(5)],
+        run_dir=tmp_path,
+        checkpoint_every_steps=6,
+        checkpoint_every_epochs=None,
+        eval_data=[make_data(samples=8)],
+        log_every_n_steps=4,
+    )
+    state = trainer.fit()
+    assert trainer.status == "diverged"
+    assert state.step == 6  # the checkpoint at step 6 reads first, finds step 5 and is not written
+    assert "diverged at step 5" in state.stop_reason
+    assert "lr=0.06" in state.stop_reason
+    assert "updates of steps 5 to 5 were applied" in state.stop_reason
+    assert not (tmp_path / "checkpoints").exists() or not list((tmp_path / "checkpoints").iterdir())
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if line["kind"] == "train"] == [1, 2, 3, 4, 5]
+    # the first epoch's evaluation, none after the divergence
+    assert [line["step"] for line in lines if line["kind"] == "eval"] == [4]
 
 
 def test_divergence_can_raise(tmp_path):
@@ -328,7 +355,16 @@ def test_loss_is_logged_per_step_and_matches_a_hand_written_loop():
         def on_step_end(self, state):
             losses.append(state.last_loss)
 
-    Trainer(model, optimizer, F.cross_entropy, data, epochs=2, callbacks=[Collect()], progress=False).fit()
+    Trainer(
+        model,
+        optimizer,
+        F.cross_entropy,
+        data,
+        epochs=2,
+        callbacks=[Collect()],
+        progress=False,
+        log_every_n_steps=1,  # state.last_loss is fresh at every step
+    ).fit()
     reference = make_model(seed=3)
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
     expected = []
@@ -341,6 +377,34 @@ def test_loss_is_logged_per_step_and_matches_a_hand_written_loop():
             expected.append(loss.item())
     assert losses == expected
     assert all(math.isfinite(value) for value in losses)
+
+
+@pytest.mark.parametrize("every", [1, 3, 100])
+def test_every_step_is_logged_whatever_the_read_interval(tmp_path, every):
+    inputs, targets = make_data(samples=32)
+    data = as_list(inputs, targets, 8)
+    model = make_model(seed=3)
+    run_dir = tmp_path / str(every)
+    trainer_for(model, data, epochs=2, run_dir=run_dir, log_every_n_steps=every).fit()
+    reference = make_model(seed=3)
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
+    expected = []
+    for _ in range(2):
+        for x, y in data:
+            loss = F.cross_entropy(reference(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            expected.append(loss.item())
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [line for line in lines if line["kind"] == "train"]
+    assert [line["step"] for line in train] == list(range(1, 9))
+    assert [line["loss"] for line in train] == expected
+
+
+def test_log_every_n_steps_is_checked():
+    with pytest.raises(ConfigError, match="log_every_n_steps"):
+        trainer_for(log_every_n_steps=0)
 
 
 def test_auto_learning_rate_is_resolved_before_on_fit_start_and_kept_on_resume(tmp_path, monkeypatch):
