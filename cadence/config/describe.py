@@ -30,6 +30,7 @@ from cadence.config.schema import (
     TRAIN_KEYS,
     _choice,
     _positive_int,
+    _positive_number,
     _toml_repr,
 )
 from cadence.errors import ConfigError
@@ -60,6 +61,7 @@ _DISTRIBUTED_HELP: dict[str, tuple[str, Any]] = {
     "base_batch_size": (str(_positive_int(_NOTHING)), "batch_size x accumulation_steps"),
     "warmup_steps": (str(_positive_int(_NOTHING)), None),
     "warmup_epochs": (str(_positive_int(_NOTHING)), None),
+    "timeout_s": (str(_positive_number(_NOTHING)), 1800.0),
 }
 
 
