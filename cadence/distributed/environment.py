@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -147,10 +148,50 @@ def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> b
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
         raise ConfigError(f"distributed.timeout_s = {timeout_s!r}: expected a number of seconds > 0")
     timeout = datetime.timedelta(seconds=timeout_s)
-    dist.init_process_group(backend=backend, init_method="env://", timeout=timeout)
+    store = _attempt_store(timeout)
+    if store is None:
+        dist.init_process_group(backend=backend, init_method="env://", timeout=timeout)
+    else:
+        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        dist.init_process_group(
+            backend=backend, store=store, rank=rank, world_size=world_size, timeout=timeout
+        )
     _WATCH["timeout_s"] = float(timeout_s)
     _WATCH["group"] = dist.new_group(backend="gloo", timeout=timeout)
     return is_distributed()
+
+
+def _attempt_store(timeout: datetime.timedelta) -> dist.Store | None:
+    """The store for a process group that ``torchrun --max-restarts`` restarted, or ``None`` for ``env://``.
+
+    torchrun shares its rendezvous store with the workers (``TORCHELASTIC_USE_AGENT_STORE=True``) and keeps
+    it across restarts, so the keys the previous attempt's ranks published (their gloo/NCCL addresses) are
+    still there: a restarted rank can read a dead rank's address and fail with "connectFullMesh failed ...
+    Connection refused" (pytorch/pytorch#135712). On one machine every worker has the same
+    ``TORCHELASTIC_RESTART_COUNT``, so the group gets a namespace per attempt. Across machines the counts
+    can differ (an agent that restarts for a membership change does not count it), so there we only warn:
+    set ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` for torchrun, which then gives each attempt a new store.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or not restarted_by_torchrun():
+        return None
+    world_size = int(os.environ["WORLD_SIZE"])
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "0")) != world_size:
+        warnings.warn(
+            "restarted by torchrun on several machines with the shared rendezvous store: the previous "
+            "attempt's addresses may still be in it (pytorch/pytorch#135712); start torchrun with "
+            "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in the environment so every attempt gets a fresh store",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    client = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world_size,
+        is_master=False,
+        timeout=timeout,
+    )
+    return dist.PrefixStore(f"cadence/attempt-{os.environ['TORCHELASTIC_RESTART_COUNT']}", client)
 
 
 def barrier() -> None:

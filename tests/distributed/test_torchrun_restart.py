@@ -95,3 +95,18 @@ def test_a_restart_resumes_from_the_newest_checkpoint_and_ends_where_an_uninterr
     assert result["step"] == expected["step"] == 10
     for mine, theirs in zip(result["parameters"], expected["parameters"], strict=True):
         assert torch.equal(mine, theirs)
+
+
+def test_a_restart_across_machines_with_the_shared_store_warns_and_names_the_fix(monkeypatch):
+    from datetime import timedelta
+
+    from cadence.distributed import environment
+
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # two machines
+    with pytest.warns(RuntimeWarning, match="TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1"):
+        assert environment._attempt_store(timedelta(seconds=5)) is None
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")  # a first attempt: torch's env:// as usual
+    assert environment._attempt_store(timedelta(seconds=5)) is None
