@@ -168,14 +168,32 @@ CNN_SETUPS = {
 
 
 def evaluate_scores(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """Accuracy and NLL (cross-entropy) of ``model`` in eval mode, predicting in batches of 500."""
+    """Accuracy, NLL (cross-entropy) and ECE (15 bins) of ``model`` in eval mode, in batches of 500."""
+    from cadence.calibration import expected_calibration_error
+
     model.eval()
     with torch.no_grad():
         outputs = torch.cat([model(inputs[i : i + 500]) for i in range(0, len(inputs), 500)])
     return {
         "accuracy": float((outputs.argmax(1) == targets).float().mean()),
         "nll": float(torch.nn.functional.cross_entropy(outputs, targets)),
+        "ece": expected_calibration_error(outputs, targets),
     }
+
+
+def significance(
+    values: list[float], baseline: list[float], name: str, baseline_name: str, metric: str
+) -> str:
+    """``cadence compare``'s sentence for ``values`` against ``baseline``: Welch t-test, its CI, and the
+    percentile bootstrap CI of the difference of means."""
+    from cadence.tracking.stats import compare_samples
+
+    result = compare_samples(name, values, baseline_name, baseline, metric=metric)
+    boot = result.get("bootstrap")
+    if boot:
+        scale = result["scale"]
+        result["statement"] += f"; bootstrap 95% CI [{boot['low'] * scale:+.2f}, {boot['high'] * scale:+.2f}]"
+    return result["statement"]
 
 
 def keep_result(results: list[dict], result: dict, output: Path) -> None:

@@ -1,20 +1,27 @@
-"""Single cosine run vs snapshot ensemble vs SWA vs EMA at the same number of optimizer steps.
+"""Single cosine run vs snapshot ensembles (M = 3 and 5) vs SWA vs EMA at the same number of optimizer steps.
 
-    python benchmarks/ensembles.py                 # MNIST-1D (5 seeds) + Fashion-MNIST cnn28 subset (3 seeds)
+    python benchmarks/ensembles.py           # MNIST-1D (5 seeds, 100 epochs) + Fashion-MNIST 10k (3, 30)
     python benchmarks/ensembles.py --quick         # a smoke run: 1 seed, 2 epochs
 
-Per seed and dataset three training runs of equal length (SGD, Nesterov momentum 0.9, weight decay 5e-4):
+Per seed and dataset, training runs of equal length (SGD, Nesterov momentum 0.9, weight decay 5e-4):
 
 - ``cosine``: one cosine decay from ``max_lr`` to 0. An :class:`EMA` callback rides along on this same run,
   so "EMA" is the exponential average of the cosine run's weights (decay ``1 - 10 / total_steps``, horizon
   about a tenth of the run, with the usual warmup ``min(d, (1+n)/(10+n))``).
-- ``snapshot``: ``snapshot_cosine(max_lr, total_steps, num_snapshots=M)``, M = 5 cosine cycles; the M
-  snapshots are combined with ``mean_prob``. "last snapshot" is the final model of that run alone.
+- ``snapshot M``: ``snapshot_cosine(max_lr, total_steps, num_snapshots=M)``, M cosine cycles; the M
+  snapshots are combined with ``mean_prob``. "last snapshot" is the final model of that run alone, and
+  "snapshot alone" the mean accuracy of the M snapshots each on its own.
 - ``swa``: the cosine decay until 75% of the run, then the LR annealed (cosine, 5% of the run) to
   ``0.1 · max_lr`` and held; SWA averages every step from 75% on; batch-norm statistics recomputed.
 
-Test accuracy (and NLL) mean ± std over seeds; inference cost = forward passes per example relative to one
-model, and the measured time to predict the test set. Results: benchmarks/results/ensembles.md (+ .json).
+The budgets are chosen so that every snapshot can converge: a cycle of the M = 5 run is as long as the whole
+budget of the earlier (20-epoch MNIST-1D, 6-epoch Fashion) runs, where a single model already reached its
+plateau. The check is printed: each snapshot alone should be within about a point of the single model.
+
+Test accuracy, NLL and ECE (15 bins) mean ± std over seeds, Welch t-test and bootstrap CI against the single
+model (``cadence.tracking.stats``, as in ``cadence compare``); inference cost = forward passes per example
+relative to one model, and the measured time to predict the test set. Nothing is selected on the test set
+(fixed max_lr, every snapshot used). Results: benchmarks/results/ensembles.md (+ .json).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from _common import (
     format_mean_std,
     keep_result,
     report_header,
+    significance,
     start,
     write_markdown,
 )
@@ -50,8 +58,16 @@ from cadence.ensembles import Ensemble
 from cadence.schedules import cosine, snapshot_cosine
 from cadence.train.trainer import Trainer
 
+#: Budgets long enough for a snapshot to converge within its cycle (see the module docstring).
 SETUPS = {
-    name: {**CNN_SETUPS[name], "seeds": seeds} for name, seeds in (("mnist1d", 5), ("fashion-mnist", 3))
+    "mnist1d": {**CNN_SETUPS["mnist1d"], "seeds": 5, "epochs": 100},
+    "fashion-mnist": {
+        **CNN_SETUPS["fashion-mnist"],
+        "load": {**CNN_SETUPS["fashion-mnist"]["load"], "subset": 10000},
+        "note": "Fashion-MNIST subset (10000 train / 2000 test images), cnn28, {epochs} epochs of batch 100",
+        "seeds": 3,
+        "epochs": 30,
+    },
 }
 
 
@@ -68,7 +84,7 @@ def _predict_time(model: torch.nn.Module, inputs: torch.Tensor, repeats: int = 3
     return best
 
 
-def run_seed(dataset: str, setup: dict, data, seed: int, epochs: int, snapshots: int) -> dict:
+def run_seed(dataset: str, setup: dict, data, seed: int, epochs: int, snapshot_counts: list[int]) -> dict:
     test_inputs, test_targets = data.test.inputs, data.test.targets
 
     def make_model() -> torch.nn.Module:
@@ -88,7 +104,6 @@ def run_seed(dataset: str, setup: dict, data, seed: int, epochs: int, snapshots:
             train,
             epochs=epochs,
             schedules={"lr": schedule},
-            eval_data=TensorLoader(test_inputs, test_targets, 500, shuffle=False),
             callbacks=callbacks,
             run_dir=run_dir,
             eval_every_epochs=None,
@@ -112,18 +127,26 @@ def run_seed(dataset: str, setup: dict, data, seed: int, epochs: int, snapshots:
         result["cosine"] = evaluate_scores(single, test_inputs, test_targets)
         result["ema"] = evaluate_scores(ema.averaged.module, test_inputs, test_targets)
         result["train_seconds_cosine"] = seconds
-
-        schedule = snapshot_cosine(max_lr=max_lr, total_steps=total_steps, num_snapshots=snapshots)
-        collector = SnapshotEnsemble(schedule=schedule)
-        last, _, seconds = fit(schedule, [collector], root / "snapshot")
-        files = sorted((root / "snapshot" / "snapshots").glob("snapshot-*.pt"), key=lambda p: int(p.stem[9:]))
-        ensemble = Ensemble(files, model_factory=make_model, combine="mean_prob")
-        result["snapshot"] = evaluate_scores(ensemble, test_inputs, test_targets)
-        result["last_snapshot"] = evaluate_scores(last, test_inputs, test_targets)
-        result["snapshot_steps"] = collector.taken
-        result["train_seconds_snapshot"] = seconds
         result["predict_seconds_single"] = _predict_time(single, test_inputs)
-        result["predict_seconds_snapshot"] = _predict_time(ensemble, test_inputs)
+
+        for count in snapshot_counts:
+            schedule = snapshot_cosine(max_lr=max_lr, total_steps=total_steps, num_snapshots=count)
+            collector = SnapshotEnsemble(schedule=schedule)
+            last, _, seconds = fit(schedule, [collector], root / f"snapshot{count}")
+            files = sorted(
+                (root / f"snapshot{count}" / "snapshots").glob("snapshot-*.pt"), key=lambda p: int(p.stem[9:])
+            )
+            ensemble = Ensemble(files, model_factory=make_model, combine="mean_prob")
+            result[f"snapshot{count}"] = evaluate_scores(ensemble, test_inputs, test_targets)
+            result[f"snapshot{count}_last"] = evaluate_scores(last, test_inputs, test_targets)
+            alone = [evaluate_scores(member, test_inputs, test_targets) for member in ensemble.members]
+            result[f"snapshot{count}_alone"] = {
+                metric: statistics.mean(scores[metric] for scores in alone) for metric in alone[0]
+            }
+            result[f"snapshot{count}_members_accuracy"] = [scores["accuracy"] for scores in alone]
+            result[f"snapshot{count}_steps"] = collector.taken
+            result[f"train_seconds_snapshot{count}"] = seconds
+            result[f"predict_seconds_snapshot{count}"] = _predict_time(ensemble, test_inputs)
 
         base = cosine(max_lr, 0.0, total_steps)
         swa = SWA(start=0.75, lr=0.1 * max_lr, anneal_steps=max(1, total_steps // 20), schedule=base)
@@ -134,13 +157,17 @@ def run_seed(dataset: str, setup: dict, data, seed: int, epochs: int, snapshots:
     return result
 
 
-METHODS = [
-    ("cosine", "single model, one cosine decay", 1),
-    ("ema", "EMA of the cosine run", 1),
-    ("swa", "SWA (last 25%)", 1),
-    ("last_snapshot", "snapshot run, last snapshot alone", 1),
-    ("snapshot", "snapshot ensemble (M members)", None),
-]
+def methods(counts: list[int]) -> list[tuple[str, str, int]]:
+    """(result key, label, forward passes) for the single model, EMA, SWA and each snapshot run."""
+    rows = [("cosine", "single model, one cosine decay", 1), ("ema", "EMA of the cosine run", 1)]
+    rows.append(("swa", "SWA (last 25%)", 1))
+    for count in counts:
+        rows += [
+            (f"snapshot{count}_alone", f"M = {count}: a snapshot alone (mean of the {count})", 1),
+            (f"snapshot{count}_last", f"M = {count}: last snapshot", 1),
+            (f"snapshot{count}", f"M = {count}: snapshot ensemble", count),
+        ]
+    return rows
 
 
 def write_report(results: list[dict], args: argparse.Namespace, started: str, wall: float) -> str:
@@ -154,30 +181,45 @@ def write_report(results: list[dict], args: argparse.Namespace, started: str, wa
     for dataset in dict.fromkeys(result["dataset"] for result in results):
         rows = [result for result in results if result["dataset"] == dataset]
         setup = SETUPS[dataset]
-        members = len(rows[0]["snapshot_steps"])
+        counts = [count for count in args.snapshots if f"snapshot{count}" in rows[0]]
         note = setup["note"].format(epochs=rows[0]["epochs"])
+        steps = ", ".join(f"M = {count}: {rows[0][f'snapshot{count}_steps']}" for count in counts)
         lines += [
             f"## {dataset}: {len(rows)} seeds",
             "",
-            f"{note} ({rows[0]['total_steps']} steps; shrunk to fit a shared CPU), SGD Nesterov 0.9, "
-            f"weight decay 5e-4, max_lr {setup['max_lr']}. Snapshot steps: {rows[0]['snapshot_steps']}.",
+            f"{note} ({rows[0]['total_steps']} steps), SGD Nesterov 0.9, weight decay 5e-4, "
+            f"max_lr {setup['max_lr']}. Snapshot steps: {steps}.",
             "",
-            "| method | test accuracy % (mean ± std) | test NLL | forward passes | predict test set (s) |",
-            "|---|---:|---:|---:|---:|",
+            "| method | test accuracy % | test NLL | test ECE % | forward passes | predict test set (s) |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
-        single_time = statistics.mean(row["predict_seconds_single"] for row in rows)
-        ensemble_time = statistics.mean(row["predict_seconds_snapshot"] for row in rows)
-        for key, label, passes in METHODS:
+        for key, label, passes in methods(counts):
             accuracy = format_mean_std([row[key]["accuracy"] for row in rows])
-            nll = statistics.mean(row[key]["nll"] for row in rows)
-            passes = passes or members
-            seconds = ensemble_time if key == "snapshot" else single_time
-            label = label.replace("M members", f"M = {members}")
-            lines.append(f"| {label} | {accuracy} | {nll:.3f} | {passes}× | {seconds:.3f} |")
-        per_seed = ", ".join(
-            f"{100 * (row['snapshot']['accuracy'] - row['cosine']['accuracy']):+.1f}" for row in rows
-        )
-        lines += ["", f"Snapshot ensemble minus single cosine model, per seed (points): {per_seed}.", ""]
+            nll = format_mean_std([row[key]["nll"] for row in rows], scale=1.0, digits=3)
+            ece = format_mean_std([row[key]["ece"] for row in rows])
+            time_key = f"predict_seconds_{key}" if passes > 1 else "predict_seconds_single"
+            seconds = statistics.mean(row[time_key] for row in rows)
+            lines.append(f"| {label} | {accuracy} | {nll} | {ece} | {passes}× | {seconds:.3f} |")
+        lines.append("")
+        single = [row["cosine"]["accuracy"] for row in rows]
+        for count in counts:
+            members = [accuracy for row in rows for accuracy in row[f"snapshot{count}_members_accuracy"]]
+            gap = 100 * (statistics.mean(members) - statistics.mean(single))
+            worst = 100 * (min(members) - statistics.mean(single))
+            verdict = "converged" if gap > -1.0 else "NOT converged: cycles too short"
+            lines.append(
+                f"- Convergence check, M = {count}: a snapshot alone is {gap:+.2f} points from the single "
+                f"model on average (worst snapshot {worst:+.2f}): {verdict}."
+            )
+        compared = [(key, label) for key, label, _ in methods(counts) if key in ("ema", "swa")]
+        compared += [(f"snapshot{count}", f"M = {count} snapshot ensemble") for count in counts]
+        for key, label in compared:
+            for metric, name in (("accuracy", "accuracy"), ("nll", "loss"), ("ece", "calibration_error")):
+                values = [row[key][metric] for row in rows]
+                baseline = [row["cosine"][metric] for row in rows]
+                statement = significance(values, baseline, f"{label}, {metric}", "single model", name)
+                lines.append(f"- {statement}")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -185,7 +227,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs: check that it runs")
     parser.add_argument("--datasets", nargs="+", default=list(SETUPS), choices=list(SETUPS))
-    parser.add_argument("--snapshots", type=int, default=5, help="M, the number of cosine cycles")
+    parser.add_argument("--snapshots", type=int, nargs="+", default=[3, 5], help="M values (cosine cycles)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per dataset (default: 5 and 3)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 100 and 30)")
     parser.add_argument("--output", type=Path, default=RESULTS / "ensembles.md")
     args = parser.parse_args()
     started, begin = start()
@@ -193,8 +237,8 @@ def main() -> None:
     for dataset in args.datasets:
         setup = SETUPS[dataset]
         data = load(**setup["load"])
-        seeds = 1 if args.quick else setup["seeds"]
-        epochs = 2 if args.quick else setup["epochs"]
+        seeds = 1 if args.quick else (args.seeds or setup["seeds"])
+        epochs = 2 if args.quick else (args.epochs or setup["epochs"])
         for seed in range(seeds):
             result = run_seed(dataset, setup, data, seed, epochs, args.snapshots)
             keep_result(results, result, args.output)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fashion_tensors, mean_std, run_record
+from _common import fashion_tensors, mean_std, run_record, significance
 
 from cadence.freezing import apply_freezeout, freezeout_param_groups, optimizer_group_index
 from cadence.param_groups import layer_groups
@@ -91,7 +91,7 @@ def evaluate(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> f
     return correct / len(inputs)
 
 
-def run(arm: str, model_name: str, data, seed: int, args) -> dict:
+def run(arm: str, model_name: str, data, seed: int, args, t0: float | None = None) -> dict:
     x_train, y_train, x_test, y_test = data
     torch.manual_seed(seed)
     model, source = make_model(model_name)
@@ -112,7 +112,7 @@ def run(arm: str, model_name: str, data, seed: int, args) -> dict:
         for batch in range(steps_per_epoch):
             rows = order[batch * args.batch_size : (batch + 1) * args.batch_size]
             if arm == "freezeout":
-                apply_freezeout(optimizer, groups, step, total, args.lr, t0=args.t0, group_index=index)
+                apply_freezeout(optimizer, groups, step, total, args.lr, t0=t0, group_index=index)
             else:
                 for group in optimizer.param_groups:
                     group["lr"] = 0.5 * args.lr * (1 + math.cos(math.pi * step / total))
@@ -123,27 +123,40 @@ def run(arm: str, model_name: str, data, seed: int, args) -> dict:
             step += 1
     wall, cpu = time.perf_counter() - start_time, time.process_time() - start_cpu
     return {
-        "arm": arm, "model": model_name, "seed": seed, "wall_time": wall, "cpu_time": cpu,
+        "arm": arm, "t0": t0, "model": model_name, "seed": seed, "wall_time": wall, "cpu_time": cpu,
         "accuracy": evaluate(model, x_test, y_test), "groups": len(groups), "model_source": source,
     }  # fmt: skip
 
 
+def arm_name(result: dict) -> str:
+    return "baseline" if result["arm"] == "baseline" else f"freezeout t0={result['t0']}"
+
+
 def summarize(results: list[dict], models: list[str]) -> dict:
-    """Per model and arm: accuracy, wall and CPU time (mean, std); savings paired by seed."""
+    """Per model and arm: accuracy, wall and CPU time (mean, std); savings and accuracy change by seed."""
     summary: dict = {}
     for model_name in models:
         mine = [r for r in results if r["model"] == model_name]
-        rows = {
-            arm: sorted((r for r in mine if r["arm"] == arm), key=lambda r: r["seed"])
-            for arm in ("baseline", "freezeout")
-        }
+        arms = list(dict.fromkeys(arm_name(r) for r in mine))
+        rows = {arm: sorted((r for r in mine if arm_name(r) == arm), key=lambda r: r["seed"]) for arm in arms}
         entry: dict = {}
         for arm, arm_rows in rows.items():
             for key in ("accuracy", "wall_time", "cpu_time"):
                 entry[f"{arm}_{key}"] = mean_std([r[key] for r in arm_rows])
-        for key in ("wall_time", "cpu_time"):
-            pairs = zip(rows["baseline"], rows["freezeout"])
-            entry[f"saving_{key}"] = mean_std([1 - f[key] / b[key] for b, f in pairs])
+            if arm == "baseline":
+                continue
+            for key in ("wall_time", "cpu_time"):
+                pairs = zip(rows["baseline"], arm_rows)
+                entry[f"{arm}_saving_{key}"] = mean_std([1 - f[key] / b[key] for b, f in pairs])
+            pairs = zip(rows["baseline"], arm_rows)
+            entry[f"{arm}_accuracy_change"] = mean_std([f["accuracy"] - b["accuracy"] for b, f in pairs])
+            entry[f"{arm}_significance"] = significance(
+                [r["accuracy"] for r in arm_rows],
+                [r["accuracy"] for r in rows["baseline"]],
+                arm,
+                "baseline",
+                "accuracy",
+            )
         summary[model_name] = entry
     return summary
 
@@ -155,7 +168,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--t0", type=float, default=0.8)
+    parser.add_argument("--t0", type=float, nargs="+", default=[0.8], help="one FreezeOut arm per value")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--models", default="cnn28,resnet-small")
     parser.add_argument("--threads", type=int, default=1)
@@ -166,8 +179,9 @@ def main() -> None:
     results = []
     for model_name in args.models.split(","):
         for seed in range(args.seeds):
-            for arm in ("baseline", "freezeout") if seed % 2 == 0 else ("freezeout", "baseline"):
-                result = run(arm, model_name, data, seed, args)
+            arms = [("baseline", None)] + [("freezeout", t0) for t0 in args.t0]
+            for arm, t0 in arms if seed % 2 == 0 else arms[::-1]:  # interleaved: load hits every arm alike
+                result = run(arm, model_name, data, seed, args, t0)
                 results.append(result)
                 print(json.dumps(result), flush=True)
     summary = summarize(results, args.models.split(","))

@@ -50,8 +50,10 @@ def test_time_to_accuracy_mnist1d_smoke(tmp_path: Path) -> None:
 def test_ensembles_quick(tmp_path: Path) -> None:
     report = tmp_path / "ensembles.md"
     output = run_script("ensembles.py", "--quick", "--datasets", "mnist1d", "--output", str(report))
-    assert "| method | test accuracy % (mean ± std) |" in output
-    assert "| snapshot ensemble (M = 5) |" in output
+    assert "| method | test accuracy % | test NLL | test ECE % |" in output
+    for label in ("M = 3: snapshot ensemble", "M = 5: snapshot ensemble", "M = 5: a snapshot alone"):
+        assert f"| {label}" in output
+    assert "Convergence check, M = 5" in output
     assert report.read_text().startswith("# Snapshot ensembles, SWA and EMA")
     assert report.with_suffix(".json").exists()
 
@@ -62,7 +64,7 @@ def test_regularization_effects_quick(tmp_path: Path) -> None:
     output = run_script(
         "regularization_effects.py", "--quick", "--datasets", "mnist1d", "--output", str(report)
     )
-    assert "| targets | test accuracy % (mean ± std) |" in output
+    assert "| targets | test accuracy % (mean ± std) | test NLL | test ECE % |" in output
     for variant in ("none", "label smoothing 0.1", "mixup 0.2"):
         assert f"| {variant} | " in output
     assert report.read_text().startswith("# Label smoothing and mixup vs none")
@@ -76,3 +78,24 @@ def test_trainer_overhead_small() -> None:
     )
     assert "step ratio Trainer(bare) / hand:" in output
     assert "final parameters identical to the hand loop: True" in output
+
+
+@pytest.mark.slow
+def test_gpu_check_smoke_on_the_cpu(tmp_path: Path) -> None:
+    import json
+
+    output = run_script("gpu_check.py", "--smoke", "--out", str(tmp_path / "gpu"))
+    record = json.loads((tmp_path / "gpu" / "results.json").read_text())
+    settings = [(row["workload"], row["setting"]) for row in record["rows"]]
+    assert settings == [
+        ("resnet20", "fp32"),
+        ("resnet20", "bf16"),
+        ("resnet20", "bf16 + channels_last"),
+        ("transformer", "fp32"),
+        ("transformer", "bf16"),
+    ]
+    for row in record["rows"]:
+        assert row["flops_per_step"] > 0 and row["plain_rate"] > 0 and row["trainer_rate"] > 0
+        assert row["ratio"] == pytest.approx(row["trainer_seconds_per_step"] / row["plain_seconds_per_step"])
+        assert row["mfu"] is None and row["syncs"] is None  # no GPU: no peak to compare with, no CUDA syncs
+    assert "| transformer | bf16 |" in output
