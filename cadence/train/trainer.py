@@ -16,6 +16,7 @@ from torch import nn
 
 from cadence import distributed
 from cadence.errors import ConfigError, DivergenceError
+from cadence.freezing import drop_gradients_
 from cadence.hyperparams import HyperparamPipeline, ScheduleOrValue
 from cadence.precision import Precision
 from cadence.train import checkpoint as checkpoints
@@ -135,7 +136,9 @@ class Trainer:
     from, checkpoints skipped as corrupt), which otherwise go to :mod:`warnings` when they report a problem.
     ``compile`` is ``False``, ``True`` or ``torch.compile`` arguments (``{"mode": "max-autotune", "fullgraph":
     True, "dynamic": False}``, see :mod:`cadence.train.compiling`); compiled, evaluation runs the compiled
-    module too. ``tf32`` and ``cudnn_benchmark`` set the CUDA backends' switches (no effect elsewhere);
+    module too, and FreezeOut and gradual unfreezing freeze without a recompile per stage (frozen parameters
+    keep ``requires_grad`` and lose their gradients before each update, see docs/freezeout.md). ``tf32`` and
+    ``cudnn_benchmark`` set the CUDA backends' switches (no effect elsewhere);
     ``meta.json`` records all three under ``"backend"``.
     Under ``torch.distributed`` (world size > 1) the model is wrapped in DDP, logged metrics are averaged over
     processes and only rank 0 writes files; ``timeout_s`` bounds every collective when the Trainer creates the
@@ -364,6 +367,8 @@ class Trainer:
             if loss_now is None or not math.isfinite(loss_now):
                 self.optimizer.zero_grad(set_to_none=True)
                 return
+        if state.frozen and not state.freeze_by_requires_grad:
+            drop_gradients_(state.frozen)  # frozen layers keep requires_grad under compile: no update
         parameters = self.model.parameters() if self.grad_clip is not None else None
         applied = self.precision.apply_step(self.optimizer, parameters, self.grad_clip)
         self.optimizer.zero_grad(set_to_none=True)
@@ -502,6 +507,7 @@ class Trainer:
             num_classes=self.num_classes,
             rank=rank,
             world_size=world_size,
+            freeze_by_requires_grad=self.compile is False,  # compiled: no recompile per freezing stage
             evaluate=lambda model, data: self.evaluate(data, model=model),
             eval_data=self.eval_data,
             train_data=self.train_data,

@@ -13,8 +13,12 @@ import pytest
 import torch
 from torch import nn
 
+from cadence.callbacks.freezeout import FreezeOut
+from cadence.callbacks.unfreezing import GradualUnfreezing
 from cadence.config import apply_overrides, build_experiment, parse_config, validate_config
 from cadence.errors import ConfigError
+from cadence.freezing import combine_freezing_, freezeout_param_groups
+from cadence.param_groups import discriminative_lrs, layer_groups
 from cadence.train import Callback, Trainer
 from cadence.train.compiling import check_compile, compile_arguments
 from cadence.train.state import TrainState
@@ -192,3 +196,107 @@ def test_compiled_evaluation_equals_eager_evaluation(fresh_dynamo):
     assert results[True].keys() == results[False].keys() == {"val_loss", "val_accuracy"}
     for key, value in results[False].items():
         assert results[True][key] == pytest.approx(value, rel=1e-5, abs=1e-6)
+
+
+# -- freezing without a recompile per stage ------------------------------------------------------------------
+
+
+def freezeout_run(compile, steps: int = 24):
+    model = deep_model()
+    optimizer = torch.optim.SGD(freezeout_param_groups(model, n_groups=GROUPS), lr=0.1, momentum=0.9)
+    log = ParameterLog()
+    freezeout = FreezeOut(t0=0.3, cubic=False, n_groups=GROUPS)
+    data = batches()
+    trainer = Trainer(
+        model,
+        optimizer,
+        nn.functional.cross_entropy,
+        data,
+        total_steps=steps,
+        schedules={"lr": 0.1},
+        eval_data=data,
+        callbacks=[log, freezeout],
+        compile=compile,
+        progress=False,
+    )
+    state = trainer.fit()
+    return model, log, freezeout.freeze_steps(steps), state
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:training stalled")
+def test_freezeout_compiled_recompiles_a_bounded_number_of_times(fresh_dynamo):
+    model, log, freeze_steps, state = freezeout_run({"backend": "aot_eager"})
+    assert len(set(freeze_steps[:-1])) == GROUPS - 1  # 8 freezing stages during the run
+    assert max(freeze_steps[:-1]) < state.total_steps
+    # the training graph and the evaluation graph; freezing by requires_grad compiles one more per stage
+    # and hits Dynamo's recompile limit (8) here
+    assert graphs(fresh_dynamo) <= 2
+    assert not fresh_dynamo["unimplemented"]
+    assert all(log.requires_grad)  # compiled: frozen layers keep requires_grad
+    groups = layer_groups(model, n_groups=GROUPS)
+    positions = {id(p): i for i, p in enumerate(model.parameters())}
+    for group, step in zip(groups[:-1], freeze_steps[:-1]):
+        for param in group.params:
+            index = positions[id(param)]
+            trained = log.history[step][index]  # after the updates of steps 0 .. step - 1
+            assert not torch.equal(log.history[step - 1][index], trained)  # it trained until then
+            for later in log.history[step + 1 :]:  # no update from step `step` (0-based) on
+                assert torch.equal(later[index], trained)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:training stalled")
+def test_freezeout_compiled_trains_like_freezeout_eager(fresh_dynamo):
+    eager, eager_log, _, eager_state = freezeout_run(False)
+    compiled, _, _, compiled_state = freezeout_run({"backend": "aot_eager"})
+    assert not all(eager_log.requires_grad)  # eager: requires_grad=False, backward skips frozen layers
+    for a, b in zip(eager.parameters(), compiled.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert compiled_state.metrics["val_loss"] == pytest.approx(eager_state.metrics["val_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_gradual_unfreezing_compiled_does_not_recompile_per_stage(fresh_dynamo):
+    model = deep_model()
+    groups = layer_groups(model, n_groups=GROUPS)
+    optimizer = torch.optim.AdamW(discriminative_lrs(groups, factor=1.0), lr=0.01, weight_decay=0.1)
+    stages = [{"at_step": 0, "groups": 1}] + [{"at_step": 2 * k, "groups": k + 1} for k in range(1, GROUPS)]
+    log = ParameterLog()
+    trainer = Trainer(
+        model,
+        optimizer,
+        nn.functional.cross_entropy,
+        batches(),
+        total_steps=2 * GROUPS,
+        schedules={"lr": 0.01},
+        callbacks=[log, GradualUnfreezing(stages, groups=groups)],
+        compile={"backend": "aot_eager"},
+        progress=False,
+    )
+    trainer.fit()
+    assert graphs(fresh_dynamo) == 1  # nine stages, one graph
+    positions = {id(p): i for i, p in enumerate(model.parameters())}
+    for index, group in enumerate(groups):
+        starts = GROUPS - 1 - index  # the stage in which this group starts to train
+        for param in group.params:
+            position = positions[id(param)]
+            # frozen until step 2 * starts: no update, weight decay included
+            assert all(
+                torch.equal(log.history[s][position], log.history[0][position]) for s in range(2 * starts + 1)
+            )
+            assert not torch.equal(log.history[-1][position], log.history[0][position])
+
+
+def test_combine_freezing_without_requires_grad_keeps_the_graph_and_returns_the_frozen():
+    first, second = nn.Linear(2, 2), nn.Linear(2, 2)
+    for param in first.parameters():
+        param.grad = torch.ones_like(param)
+    frozen = combine_freezing_({"FreezeOut": ([first, second], [(first, False)])}, by_requires_grad=False)
+    assert {id(p) for p in frozen} == {id(p) for p in first.parameters()}
+    assert all(p.requires_grad for p in [*first.parameters(), *second.parameters()])
+    assert all(p.grad is None for p in first.parameters())
+    frozen = combine_freezing_({"FreezeOut": ([first, second], [(first, False)])})
+    flags = [p.requires_grad for p in [*first.parameters(), *second.parameters()]]
+    assert flags == [False, False, True, True]
+    assert len(frozen) == 2
