@@ -109,14 +109,11 @@ def apply_backend_settings(device: torch.device, *, tf32: bool, cudnn_benchmark:
     if applied:
         import torch
 
-        precision = "tf32" if tf32 else "ieee"
+        # The allow_tf32 switches, not the fp32_precision ones of torch >= 2.9: after those, reading
+        # allow_tf32 or torch.get_float32_matmul_precision() raises (a mix of the two APIs); these keep
+        # both readable and consistent.
         matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-        if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "conv"):
-            matmul.fp32_precision = precision
-            cudnn.conv.fp32_precision = precision
-            cudnn.rnn.fp32_precision = precision
-        else:  # torch before 2.9
-            matmul.allow_tf32 = tf32
-            cudnn.allow_tf32 = tf32
+        matmul.allow_tf32 = tf32
+        cudnn.allow_tf32 = tf32
         cudnn.benchmark = cudnn_benchmark
     return {"tf32": tf32, "cudnn_benchmark": cudnn_benchmark, "applied": applied}

@@ -20,7 +20,7 @@ from cadence.errors import ConfigError
 from cadence.freezing import combine_freezing_, freezeout_param_groups
 from cadence.param_groups import discriminative_lrs, layer_groups
 from cadence.train import Callback, Trainer
-from cadence.train.compiling import check_compile, compile_arguments
+from cadence.train.compiling import apply_backend_settings, check_compile, compile_arguments
 from cadence.train.state import TrainState
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -153,8 +153,36 @@ def test_a_bad_compile_table_in_a_config_names_the_field():
         validate_config(config)
 
 
-def test_the_switches_are_recorded_and_change_nothing_on_cpu(tmp_path):
-    before = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.benchmark)
+@pytest.fixture
+def backend_switches():
+    switches = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    benchmark = torch.backends.cudnn.benchmark
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = switches
+    torch.backends.cudnn.benchmark = benchmark
+
+
+def test_the_switches_are_set_for_a_cuda_device(backend_switches):
+    # The flags can be set without a GPU: this checks what a CUDA run sets, not that CUDA uses it.
+    record = apply_backend_settings(torch.device("cuda"), tf32=True, cudnn_benchmark=True)
+    assert record == {"tf32": True, "cudnn_benchmark": True, "applied": True}
+    assert torch.backends.cuda.matmul.allow_tf32
+    assert torch.backends.cudnn.allow_tf32
+    assert torch.backends.cudnn.benchmark
+    assert torch.get_float32_matmul_precision() == "high"
+    apply_backend_settings(torch.device("cuda", 0), tf32=False, cudnn_benchmark=False)
+    assert not torch.backends.cuda.matmul.allow_tf32
+    assert not torch.backends.cudnn.allow_tf32
+    assert not torch.backends.cudnn.benchmark
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_the_switches_are_recorded_and_change_nothing_on_cpu(tmp_path, backend_switches):
+    before = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+    )
     model = nn.Linear(8, 3)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     trainer = Trainer(
@@ -172,7 +200,12 @@ def test_the_switches_are_recorded_and_change_nothing_on_cpu(tmp_path):
     trainer.fit()
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["backend"] == {"compile": False, "tf32": True, "cudnn_benchmark": True, "applied": False}
-    assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.benchmark) == before
+    after = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+    )
+    assert after == before
 
 
 # -- compiled evaluation -------------------------------------------------------------------------------------
