@@ -36,6 +36,7 @@ __all__ = [
     "FreezeRequest",
     "apply_freezeout",
     "combine_freezing_",
+    "drop_gradients_",
     "freeze_",
     "freezeout_factor",
     "freezeout_factors",
@@ -134,7 +135,9 @@ def set_trainable_(groups: Sequence[GroupLike], trainable: Iterable[int], *, tra
 FreezeRequest = tuple[Sequence[GroupLike], Sequence[tuple[GroupLike, bool]]]
 
 
-def combine_freezing_(requests: Mapping[str, FreezeRequest]) -> None:
+def combine_freezing_(
+    requests: Mapping[str, FreezeRequest], *, by_requires_grad: bool = True
+) -> list[torch.Tensor]:
     """Apply several techniques' freezing at once: a parameter trains iff no technique freezes it.
 
     ``requests`` maps a technique's name to what it manages and what it freezes at this step (see
@@ -142,6 +145,13 @@ def combine_freezing_(requests: Mapping[str, FreezeRequest]) -> None:
     and ``grad = None``, every other managed one ``requires_grad = True``. The result depends on the
     current requests only, not on the order in which the techniques changed them, so FreezeOut and
     gradual unfreezing compose and a resumed run freezes exactly what the uninterrupted one did.
+
+    Returns the frozen parameters. With ``by_requires_grad=False`` (how the Trainer freezes under
+    ``torch.compile``) every managed parameter keeps ``requires_grad = True`` and the frozen ones only get
+    ``grad = None``: the caller drops their gradients again before each update (:func:`drop_gradients_`).
+    Changing ``requires_grad`` changes the compiled graph (its guards), so every freezing stage would
+    recompile it; this way the graph stays the same, and backward still computes the frozen layers' gradients
+    (the wall-clock saving of skipping them is lost; see docs/freezeout.md).
     """
     managed: dict[int, torch.Tensor] = {}
     frozen: set[int] = set()
@@ -152,10 +162,18 @@ def combine_freezing_(requests: Mapping[str, FreezeRequest]) -> None:
             frozen.update(id(param) for param, is_norm in _flatten(group) if not (train_bn and is_norm))
     for key, param in managed.items():
         if key in frozen:
-            param.requires_grad_(False)
+            param.requires_grad_(not by_requires_grad)
             param.grad = None
         else:
             param.requires_grad_(True)
+    return [param for key, param in managed.items() if key in frozen]
+
+
+def drop_gradients_(params: Iterable[torch.Tensor]) -> None:
+    """Set the gradient of every parameter in ``params`` to None, so that the optimizer skips it entirely
+    (no update, no weight decay, no momentum, its state untouched)."""
+    for param in params:
+        param.grad = None
 
 
 def set_norm_eval_(groups: Sequence[GroupLike]) -> None:

@@ -2,8 +2,9 @@
 
 Each script runs in its own process, as documented (``python benchmarks/NAME.py``), from the repository
 root with one OpenMP thread; output files go to a temporary directory, never to benchmarks/results/.
-Only scripts that run offline on MNIST-1D are covered. Not covered: ``lr_finder_auto.py``,
-``config_mnist1d_one_cycle.py`` and ``distributed_throughput.py`` (no mode fast enough for a test), and the
+Only scripts that run offline on MNIST-1D or on data they make up are covered. Not covered:
+``lr_finder_auto.py``, ``config_mnist1d_one_cycle.py`` and ``distributed_throughput.py`` (no mode fast
+enough for a test), and the
 scripts that need Fashion-MNIST files: ``time_to_accuracy_fashion.py`` (its ``--smoke`` mode takes over
 20 s on a 2-core CPU: three ``cadence compare`` runs, each in its own process), ``freezeout.py`` and
 ``transfer.py``.
@@ -99,3 +100,11 @@ def test_gpu_check_smoke_on_the_cpu(tmp_path: Path) -> None:
         assert row["ratio"] == pytest.approx(row["trainer_seconds_per_step"] / row["plain_seconds_per_step"])
         assert row["mfu"] is None and row["syncs"] is None  # no GPU: no peak to compare with, no CUDA syncs
     assert "| transformer | bf16 |" in output
+
+
+@pytest.mark.slow
+def test_compile_freezing_short_run() -> None:
+    # aot_eager: the same graphs and guards as inductor, without its code generation
+    output = run_script("compile_freezing.py", "--repeats", "1", "--steps", "24", "--backend", "aot_eager")
+    assert "| compiled, requires_grad | 8 | 1/1 |" in output  # a graph per stage, up to the limit
+    assert "| compiled | 2 | 0/1 |" in output  # training and evaluation

@@ -127,5 +127,9 @@ class FreezeOut(Callback):
             self.groups,
             [(g, False) for g, is_frozen in zip(self.groups, frozen) if is_frozen],
         )
-        combine_freezing_(requests)
+        frozen_params = combine_freezing_(
+            requests, by_requires_grad=getattr(state, "freeze_by_requires_grad", True)
+        )
+        if hasattr(state, "frozen"):
+            state.frozen = frozen_params
         self._frozen = frozen

@@ -241,7 +241,11 @@ class GradualUnfreezing(Callback):
                 requests = {}
             frozen = [(group, self.train_bn) for i, group in enumerate(self.groups) if i not in trainable]
             requests["GradualUnfreezing"] = (self.groups, frozen)
-            combine_freezing_(requests)
+            frozen_params = combine_freezing_(
+                requests, by_requires_grad=getattr(state, "freeze_by_requires_grad", True)
+            )
+            if hasattr(state, "frozen"):
+                state.frozen = frozen_params
             self._active = index
         if not self.train_bn and state.model.training:
             # Frozen groups' norm layers in eval mode (the loop's model.train() switched them back on),

@@ -7,6 +7,7 @@ from typing import Any
 
 from cadence.errors import ConfigError, require
 from cadence.train.callback import Callback
+from cadence.train.compiling import check_compile, compile_arguments
 
 __all__ = [
     "DIVERGENCE_MODES",
@@ -103,7 +104,9 @@ TOML_OPTIONS: dict[str, Callable[[Any], str | None]] = {
     "on_divergence": choice(*DIVERGENCE_MODES),
     "log_every_n_steps": positive_int,
     "channels_last": boolean,
-    "compile": boolean,
+    "compile": check_compile,
+    "tf32": boolean,
+    "cudnn_benchmark": boolean,
     "csv": boolean,
     "tensorboard": boolean,
     "name": string,
@@ -128,6 +131,9 @@ def check_options(
     label_smoothing: float,
     grad_clip: float | None,
     tensorboard: bool,
+    compile: Any = False,
+    tf32: Any = False,
+    cudnn_benchmark: Any = False,
 ) -> None:
     """Raise :class:`~cadence.errors.ConfigError` for the first invalid argument, in signature order."""
     if epochs is None and total_steps is None:
@@ -153,6 +159,10 @@ def check_options(
     for metric in metrics:
         if not callable(metric) and metric != "accuracy":
             raise ConfigError(f"metrics: unknown metric {metric!r}; allowed: 'accuracy' or a callable")
+    compile_arguments(compile)
+    for name, value in (("tf32", tf32), ("cudnn_benchmark", cudnn_benchmark)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be True or False, got {name}={value!r}")
     if tensorboard:
         require("tensorboard", "tensorboard", "TensorBoard logging (tensorboard=True)")
     soft_sources = [f"label_smoothing={label_smoothing}"] if label_smoothing else []

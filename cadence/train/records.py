@@ -40,6 +40,7 @@ def run_meta(
     callbacks: Sequence[Callback],
     with_git: bool,
     fingerprint: Mapping[str, Any] | None = None,
+    backend: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run's description for ``meta.json``; ``finished_at`` and ``wall_time`` are filled in at the end."""
     return {
@@ -58,6 +59,8 @@ def run_meta(
         "grad_clip": grad_clip,
         "label_smoothing": label_smoothing,
         "callbacks": [type(callback).__name__ for callback in callbacks],
+        # torch.compile's arguments (false: eager), TF32, cuDNN autotuning and whether they were applied
+        "backend": dict(backend) if backend is not None else None,
         "fingerprint": dict(fingerprint) if fingerprint is not None else None,
         "finished_at": None,
         "wall_time": None,
@@ -122,6 +125,7 @@ def open_run(
     label_smoothing: float,
     callbacks: Sequence[Callback],
     fingerprint: Mapping[str, Any] | None = None,
+    backend: Mapping[str, Any] | None = None,
 ) -> RunWriter:
     """The run directory's writer, started; a resume (``saved``) keeps the first start time and metrics."""
     run_dir = state.run_dir
@@ -142,6 +146,7 @@ def open_run(
         callbacks=callbacks,
         with_git=writer.enabled,
         fingerprint=fingerprint,
+        backend=backend,
     )
     if saved is not None and writer.enabled and run_dir is not None and (run_dir / "meta.json").exists():
         meta["started_at"] = read_json(run_dir / "meta.json").get("started_at")

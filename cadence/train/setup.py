@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -13,6 +13,7 @@ from cadence.errors import ConfigError
 from cadence.train import checkpoint as checkpoints
 from cadence.train.batches import count_batches
 from cadence.train.callback import Callback
+from cadence.train.compiling import compile_module
 
 __all__ = [
     "count_train_batches",
@@ -29,10 +30,17 @@ def prepare_model(
     device: torch.device,
     *,
     channels_last: bool,
-    compile: bool,
+    compile: Mapping[str, Any] | None,
     callbacks: Sequence[Callback],
-) -> tuple[Callable[..., Any], nn.Module | None]:
-    """Move ``model`` to ``device``; returns what runs the forward pass and the DDP wrapper (or ``None``)."""
+) -> tuple[Callable[..., Any], nn.Module | None, nn.Module]:
+    """Move ``model`` to ``device``; returns what runs the training forward pass, the DDP wrapper (or
+    ``None``) and what runs the evaluation forward pass.
+
+    ``compile`` holds the ``torch.compile`` arguments (``None``: eager). Compiled, both forward passes run
+    the compiled module, which shares ``model``'s parameters and train/eval mode: without DDP it is one
+    compiled module (its training and evaluation graphs are cached side by side), under DDP evaluation
+    compiles ``model`` itself (evaluation needs no gradient synchronisation).
+    """
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -40,9 +48,11 @@ def prepare_model(
     trainable_changes = distributed.is_distributed() and distributed.changes_trainable(callbacks)
     forward_model = distributed.wrap_model(model, device, trainable_changes=trainable_changes)
     ddp = forward_model if forward_model is not model else None
-    if compile:
-        forward_model = torch.compile(forward_model)
-    return forward_model, ddp
+    eval_model = model
+    if compile is not None:
+        forward_model = compile_module(forward_model, compile)
+        eval_model = forward_model if ddp is None else compile_module(model, compile)
+    return forward_model, ddp, eval_model
 
 
 def seed_rank(seed: int, rank: int) -> None:

@@ -49,6 +49,13 @@ class TrainState:
     #: What each freezing technique freezes now, by name (see :func:`cadence.freezing.combine_freezing_`):
     #: a parameter trains iff no technique freezes it.
     freezing: dict[str, Any] = field(default_factory=dict)
+    #: How freezing techniques freeze. True: ``requires_grad = False``, so backward skips the frozen layers.
+    #: False (the Trainer's choice under ``torch.compile``): ``requires_grad`` stays True, so the compiled
+    #: graph is not recompiled at each freezing stage, and the loop drops the gradients of :attr:`frozen`
+    #: before each update instead.
+    freeze_by_requires_grad: bool = True
+    #: The parameters frozen now (written by the freezing techniques).
+    frozen: list[torch.Tensor] = field(default_factory=list)
     #: Hyperparameter values applied for the current step (unscaled), e.g. ``{"lr": 0.1, "momentum": 0.9}``.
     hyperparams: dict[str, float] = field(default_factory=dict)
     #: Mean training loss of the last completed optimizer step.

@@ -16,11 +16,13 @@ from torch import nn
 
 from cadence import distributed
 from cadence.errors import ConfigError, DivergenceError
+from cadence.freezing import drop_gradients_
 from cadence.hyperparams import HyperparamPipeline, ScheduleOrValue
 from cadence.precision import Precision
 from cadence.train import checkpoint as checkpoints
 from cadence.train import records
 from cadence.train.callback import Callback, hook_table
+from cadence.train.compiling import CompileOption, apply_backend_settings, compile_arguments
 from cadence.train.evaluation import accuracy, evaluate_model
 from cadence.train.options import check_options
 from cadence.train.resume import (
@@ -132,6 +134,12 @@ class Trainer:
     ``fingerprint`` (see :mod:`cadence.tracking.fingerprint`; by default one made from the Trainer's own
     settings) is recorded in ``meta.json``; ``log`` receives one-line notes (the checkpoint a resume starts
     from, checkpoints skipped as corrupt), which otherwise go to :mod:`warnings` when they report a problem.
+    ``compile`` is ``False``, ``True`` or ``torch.compile`` arguments (``{"mode": "max-autotune", "fullgraph":
+    True, "dynamic": False}``, see :mod:`cadence.train.compiling`); compiled, evaluation runs the compiled
+    module too, and FreezeOut and gradual unfreezing freeze without a recompile per stage (frozen parameters
+    keep ``requires_grad`` and lose their gradients before each update, see docs/freezeout.md). ``tf32`` and
+    ``cudnn_benchmark`` set the CUDA backends' switches (no effect elsewhere);
+    ``meta.json`` records all three under ``"backend"``.
     Under ``torch.distributed`` (world size > 1) the model is wrapped in DDP, logged metrics are averaged over
     processes and only rank 0 writes files; ``timeout_s`` bounds every collective when the Trainer creates the
     process group (a rank that does not arrive raises :class:`~cadence.distributed.CollectiveTimeoutError`
@@ -167,7 +175,9 @@ class Trainer:
         on_divergence: str = "stop",
         log_every_n_steps: int = LOG_EVERY_N_STEPS,
         channels_last: bool = False,
-        compile: bool = False,
+        compile: CompileOption = False,
+        tf32: bool = False,
+        cudnn_benchmark: bool = False,
         config: Mapping[str, Any] | None = None,
         name: str | None = None,
         csv: bool = False,
@@ -195,6 +205,9 @@ class Trainer:
             label_smoothing=label_smoothing,
             grad_clip=grad_clip,
             tensorboard=tensorboard,
+            compile=compile,
+            tf32=tf32,
+            cudnn_benchmark=cudnn_benchmark,
         )
         self.model = model
         self.optimizer = optimizer
@@ -231,6 +244,8 @@ class Trainer:
         self.log_every_n_steps = log_every_n_steps
         self.channels_last = channels_last
         self.compile = compile
+        self.tf32 = tf32
+        self.cudnn_benchmark = cudnn_benchmark
         self.config = dict(config) if config is not None else None
         self.name = name
         self.precision = Precision(precision, self.device)
@@ -352,6 +367,8 @@ class Trainer:
             if loss_now is None or not math.isfinite(loss_now):
                 self.optimizer.zero_grad(set_to_none=True)
                 return
+        if state.frozen and not state.freeze_by_requires_grad:
+            drop_gradients_(state.frozen)  # frozen layers keep requires_grad under compile: no update
         parameters = self.model.parameters() if self.grad_clip is not None else None
         applied = self.precision.apply_step(self.optimizer, parameters, self.grad_clip)
         self.optimizer.zero_grad(set_to_none=True)
@@ -447,7 +464,8 @@ class Trainer:
         under ``torch.distributed`` the results are averaged over processes by sample count.
         """
         self._prepare_model()
-        model = model if model is not None else self.model
+        # the run's own model evaluates through the same compiled module as training, when compiled
+        model = self._eval_model if model is None or model is self.model else model
         classes = None
         if self.label_smoothing:  # the loss was trained on soft targets: give it one-hot rows
             classes = self.num_classes or output_classes(model, data, self.device, self.channels_last)
@@ -489,6 +507,7 @@ class Trainer:
             num_classes=self.num_classes,
             rank=rank,
             world_size=world_size,
+            freeze_by_requires_grad=self.compile is False,  # compiled: no recompile per freezing stage
             evaluate=lambda model, data: self.evaluate(data, model=model),
             eval_data=self.eval_data,
             train_data=self.train_data,
@@ -528,6 +547,7 @@ class Trainer:
             label_smoothing=self.label_smoothing,
             callbacks=self.callbacks,
             fingerprint=fingerprint,
+            backend=self._backend,
         )
         self._time_origin = time.perf_counter() - state.wall_time
         return state
@@ -545,11 +565,14 @@ class Trainer:
     def _prepare_model(self) -> None:
         if self._prepared:
             return
-        self._forward, self._ddp = prepare_model(
+        arguments = compile_arguments(self.compile)
+        backend = apply_backend_settings(self.device, tf32=self.tf32, cudnn_benchmark=self.cudnn_benchmark)
+        self._backend = {"compile": arguments if arguments is not None else False, **backend}
+        self._forward, self._ddp, self._eval_model = prepare_model(
             self.model,
             self.device,
             channels_last=self.channels_last,
-            compile=self.compile,
+            compile=arguments,
             callbacks=self.callbacks,
         )
         self._prepared = True

@@ -62,7 +62,7 @@ def test_an_option_set_in_toml_reaches_the_trainer():
     [
         ("train.keep_checkpoints=0", "train.keep_checkpoints = 0: expected a whole number >= 1"),
         ("train.on_divergence=ignore", 'expected one of "stop", "raise"'),
-        ("train.compile=1", "train.compile = 1: expected true or false"),
+        ("train.compile=1", "train.compile = 1: expected true, false or a table"),
     ],
 )
 def test_a_bad_option_value_names_the_key_and_the_valid_values(override, message):
