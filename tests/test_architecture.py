@@ -24,6 +24,7 @@ TECHNIQUES = (
     "regularization",
     "precision",
     "ensembles",
+    "averaging",
     "optimizers",
     "data",
     "models",
