@@ -91,6 +91,7 @@ class Bridge:
         rank: int = 0,
         world_size: int = 1,
         train_data: Any = None,
+        accumulation_steps: int = 1,
     ) -> TrainState:
         """Build the state, restore the callbacks' checkpointed state, run their ``on_fit_start``."""
         total_steps = int(self.total_steps if self.total_steps is not None else total_steps)
@@ -105,6 +106,7 @@ class Bridge:
             total_steps=total_steps,
             steps_per_epoch=max(1, int(steps_per_epoch)),
             step=int(step),
+            accumulation_steps=max(1, int(accumulation_steps)),
             epoch=int(step) // max(1, int(steps_per_epoch)),
             device=device,
             run_dir=self.run_dir if self.run_dir is not None else (Path(run_dir) if run_dir else None),

@@ -219,6 +219,7 @@ class CadenceCallback(pl.Callback):
             rank=trainer.global_rank,
             world_size=trainer.world_size,
             train_data=trainer.train_dataloader,
+            accumulation_steps=accumulation,
         )
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
