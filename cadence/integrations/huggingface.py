@@ -61,6 +61,8 @@ class CadenceTrainerCallback(TrainerCallback):
             ``EMA``, ``FreezeOut``, ``GradualUnfreezing`` -- run in this order. (``Mixup`` replaces the
             batch, which an HF callback cannot: mix in ``compute_loss`` with
             :func:`cadence.regularization.mixup_batch`.)
+        submodule: the attribute of the model the techniques work on (``"backbone"``: snapshots, averages
+            and layer groups are of ``model.backbone``); default the whole model.
         total_steps: the run's optimizer steps; default HF's ``state.max_steps``.
         run_dir: where snapshots, ``swa_model.pt`` / ``ema_model.pt`` and ``summary.json`` go; default
             ``args.output_dir``.
@@ -77,6 +79,7 @@ class CadenceTrainerCallback(TrainerCallback):
         schedules: Mapping[str, ScheduleOrValue] | None = None,
         callbacks: Sequence[Callback] = (),
         *,
+        submodule: str | None = None,
         total_steps: int | None = None,
         run_dir: str | os.PathLike | None = None,
         resume_from: str | os.PathLike | None = None,
@@ -90,6 +93,7 @@ class CadenceTrainerCallback(TrainerCallback):
             run_dir=run_dir,
             seed=seed or 0,
         )
+        self.submodule = submodule
         self.seed = seed
         self.resume_from = Path(resume_from) if resume_from is not None else None
 
@@ -116,8 +120,14 @@ class CadenceTrainerCallback(TrainerCallback):
             self._load(Path(self.resume_from or Path(args.output_dir) / f"checkpoint-{step}"))
         train_dataloader = kwargs.get("train_dataloader")
         batches = float(len(train_dataloader)) if train_dataloader is not None else 0.0
+        model = unwrap_model(model)
+        if self.submodule is not None:
+            part = getattr(model, self.submodule, None)
+            if not isinstance(part, nn.Module):
+                raise ConfigError(f"the model has no submodule {self.submodule!r}")
+            model = part
         self.bridge.start(
-            unwrap_model(model),
+            model,
             optimizer,
             step=step,
             total_steps=int(state.max_steps),

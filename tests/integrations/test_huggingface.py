@@ -90,11 +90,14 @@ def sgd(model: TinyModel, freezeout: bool = False) -> torch.optim.Optimizer:
     return torch.optim.SGD([{"params": first, "lr_scale": 0.5}, {"params": rest}], lr=0.1, momentum=0.9)
 
 
-def train(model, callbacks, output_dir, *, optimizer=None, resume=None, save_steps=None, epochs=3):
+def train(
+    model, callbacks, output_dir, *, optimizer=None, resume=None, save_steps=None, epochs=3, accumulate=1
+):
     args = transformers.TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=epochs,
-        per_device_train_batch_size=8,
+        per_device_train_batch_size=8 // accumulate,
+        gradient_accumulation_steps=accumulate,
         learning_rate=0.1,
         lr_scheduler_type="constant",
         save_strategy="steps" if save_steps else "no",
@@ -129,6 +132,17 @@ def test_lr_and_momentum_of_every_group_at_every_step_are_cadence_s(tmp_path):
         assert probe.lrs[step] == pytest.approx([0.5 * schedule(step), schedule(step)], rel=1e-12)
         assert probe.momenta[step] == pytest.approx([momentum(step)] * 2, rel=1e-12)
     assert cadence.state.total_steps == TOTAL
+
+
+def test_with_gradient_accumulation_the_values_follow_the_updates(tmp_path):
+    schedule = one_cycle(0.1, total_steps=TOTAL)
+    probe = Probe()
+    cadence = CadenceTrainerCallback({"lr": schedule}, [SnapshotEnsemble(at_steps=[5])], submodule="net")
+    train(TinyModel(), [cadence, probe], tmp_path, accumulate=2)  # 2 micro-batches of 4 per update
+    assert sorted(probe.lrs) == list(range(TOTAL))
+    assert [probe.lrs[step][1] for step in range(TOTAL)] == pytest.approx([schedule(s) for s in range(TOTAL)])
+    saved = torch.load(tmp_path / "snapshots" / "snapshot-1.pt", weights_only=True)
+    assert all(torch.equal(saved[name], value) for name, value in probe.weights[5].items())
 
 
 def test_resume_from_an_hf_checkpoint_continues_exactly(tmp_path):

@@ -124,6 +124,19 @@ def test_lr_and_momentum_of_every_group_at_every_step_are_cadence_s(optimizer, t
     assert cadence.state.total_steps == TOTAL  # from trainer.estimated_stepping_batches
 
 
+def test_with_gradient_accumulation_the_values_follow_the_updates(tmp_path):
+    total = TOTAL // 2  # two batches per update
+    schedule = one_cycle(0.1, total_steps=total)
+    probe = Probe()
+    cadence = CadenceCallback({"lr": schedule}, [SnapshotEnsemble(at_steps=[5])], submodule="net")
+    fit(Tiny(), [cadence, probe], root=tmp_path, accumulate_grad_batches=2)
+    assert cadence.state.total_steps == total
+    assert cadence.state.steps_per_epoch == STEPS_PER_EPOCH // 2
+    assert [probe.lrs[step][1] for step in range(total)] == pytest.approx([schedule(s) for s in range(total)])
+    saved = torch.load(tmp_path / "snapshots" / "snapshot-1.pt", weights_only=True)
+    assert all(torch.equal(saved[name], value) for name, value in probe.weights[5].items())
+
+
 def test_resume_from_a_lightning_checkpoint_continues_exactly(tmp_path):
     schedule = one_cycle(0.1, total_steps=TOTAL)
 
