@@ -189,10 +189,7 @@ class Bridge:
                 f"the checkpoint holds the state of {len(states)} cadence callbacks, this run has "
                 f"{len(self.callbacks)}: resume with the same callbacks= list"
             )
-        if self.state is None:
-            self._pending = states  # before start: the model is not known yet
-        else:
-            self._load_callbacks(states)
+        self._pending = states  # given to the callbacks in start(), before their on_fit_start
 
     def _load_callbacks(self, states: list[dict[str, Any]]) -> None:
         for callback, saved in zip(self.callbacks, states):

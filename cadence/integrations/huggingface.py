@@ -41,6 +41,7 @@ from cadence.hyperparams import ScheduleOrValue
 from cadence.integrations._bridge import Bridge, steps_per_epoch
 from cadence.integrations._extras import require
 from cadence.train.callback import Callback
+from cadence.train.state import TrainState
 
 _transformers = require("transformers", "transformers")
 from transformers import TrainerCallback  # noqa: E402  (after the check that names the extra)
@@ -98,7 +99,8 @@ class CadenceTrainerCallback(TrainerCallback):
         self.resume_from = Path(resume_from) if resume_from is not None else None
 
     @property
-    def state(self) -> Any:
+    def state(self) -> TrainState | None:
+        """cadence's state of the run (``None`` before training starts)."""
         return self.bridge.state
 
     @property

@@ -36,6 +36,7 @@ from cadence.integrations._extras import require
 from cadence.lr_finder.auto import needs_lr_finder, resolve_auto_schedules
 from cadence.lr_finder.selection import LRSelection
 from cadence.train.callback import Callback
+from cadence.train.state import TrainState
 
 _lightning = require("lightning", "lightning")
 import lightning.pytorch as pl  # noqa: E402  (after the check that names the extra)
@@ -152,7 +153,8 @@ class CadenceCallback(pl.Callback):
         self.selection: LRSelection | None = None
 
     @property
-    def state(self) -> Any:
+    def state(self) -> TrainState | None:
+        """cadence's state of the run (``None`` before training starts)."""
         return self.bridge.state
 
     @property

@@ -11,7 +11,10 @@ import pytest
 from cadence.schedules import one_cycle
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.filterwarnings("ignore:.*LeafSpec.*:DeprecationWarning"),  # inside Lightning 2.6 itself
+]
 
 
 def _main(name: str):

@@ -24,7 +24,10 @@ from cadence.lr_finder import select_lr  # noqa: E402
 from cadence.param_groups import layer_groups  # noqa: E402
 from cadence.schedules import one_cycle, snapshot_cosine  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.filterwarnings("ignore:.*LeafSpec.*:DeprecationWarning"),  # inside Lightning 2.6 itself
+]
 
 STEPS_PER_EPOCH = 8
 TOTAL = 24  # three epochs
