@@ -42,8 +42,8 @@ def check_callbacks(callbacks: Sequence[Callback], host: str) -> list[Callback]:
         if getattr(callback, "produces_soft_targets", False):
             raise ConfigError(
                 f"{type(callback).__name__} replaces the batch, which a {host} callback cannot do: mix in "
-                "your training step with cadence.regularization.mixup_batch / cutmix_batch and "
-                "cadence.callbacks.mixup.mixing_generator(seed, step, batch_index) (a function of the step)"
+                "your training step instead, x, y = mixup.mix(x, y, seed=seed, step=global_step, "
+                "batch_index=batch_index) (a pure function of the step, so resume stays exact)"
             )
     return callbacks
 

@@ -60,8 +60,7 @@ class CadenceTrainerCallback(TrainerCallback):
             goes to ``momentum`` (SGD) or ``betas[0]`` (AdamW, HF's default).
         callbacks: cadence technique objects from :mod:`cadence.callbacks` -- ``SnapshotEnsemble``, ``SWA``,
             ``EMA``, ``FreezeOut``, ``GradualUnfreezing`` -- run in this order. (``Mixup`` replaces the
-            batch, which an HF callback cannot: mix in ``compute_loss`` with
-            :func:`cadence.regularization.mixup_batch`.)
+            batch, which an HF callback cannot: mix in ``compute_loss`` with ``Mixup(...).mix``.)
         submodule: the attribute of the model the techniques work on (``"backbone"``: snapshots, averages
             and layer groups are of ``model.backbone``); default the whole model.
         total_steps: the run's optimizer steps; default HF's ``state.max_steps``.

@@ -117,7 +117,8 @@ class CadenceCallback(pl.Callback):
         callbacks: cadence technique objects from :mod:`cadence.callbacks` -- ``SnapshotEnsemble``, ``SWA``,
             ``EMA``, ``FreezeOut``, ``GradualUnfreezing`` -- run in this order, as cadence's Trainer runs
             them. (``Mixup`` replaces the batch, which a Lightning callback cannot: call
-            :func:`cadence.regularization.mixup_batch` in ``training_step``.)
+            ``Mixup(...).mix(x, y, seed=..., step=self.global_step, batch_index=batch_idx)`` in
+            ``training_step``.)
         submodule: the attribute of the LightningModule the techniques work on (``"net"``: snapshots, the
             averages and the layer groups are of ``module.net``); default the LightningModule itself.
         total_steps: the run's optimizer steps; default ``trainer.max_steps`` or, without it,

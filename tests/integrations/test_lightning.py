@@ -22,6 +22,7 @@ from cadence.freezing import freezeout_factor, freezeout_param_groups, freezeout
 from cadence.integrations.lightning import CadenceCallback  # noqa: E402
 from cadence.lr_finder import select_lr  # noqa: E402
 from cadence.param_groups import layer_groups  # noqa: E402
+from cadence.regularization import soft_cross_entropy  # noqa: E402
 from cadence.schedules import one_cycle, snapshot_cosine  # noqa: E402
 
 pytestmark = [
@@ -270,8 +271,36 @@ def test_auto_lr_is_the_race_s_choice_on_copies_of_the_module(tmp_path):
     assert all(torch.equal(probe.start[name], tensor) for name, tensor in initial.items())
 
 
+class Mixed(Tiny):
+    """Mixup in the training step, as docs/mixup.md shows."""
+
+    mixup = Mixup(alpha=0.4, num_classes=3)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[tuple[int, int], torch.Tensor] = {}
+
+    def training_step(self, batch, batch_idx):
+        x, y = self.mixup.mix(*batch, seed=0, step=self.global_step, batch_index=batch_idx)
+        self.seen[(self.global_step, batch_idx)] = x
+        return soft_cross_entropy(self(x), y)
+
+
+def test_mixup_in_the_training_step_is_a_function_of_the_step(tmp_path):
+    module = Mixed()
+    fit(module, [CadenceCallback({"lr": 0.05})], max_epochs=2, root=tmp_path)
+    batches = list(loader())
+    for (step, batch_index), x in module.seen.items():
+        expected, _ = Mixup(alpha=0.4, num_classes=3).mix(
+            *batches[batch_index], seed=0, step=step, batch_index=batch_index
+        )
+        assert torch.equal(x, expected)
+    assert len(module.seen) == 2 * STEPS_PER_EPOCH
+    assert not torch.equal(module.seen[(0, 0)], batches[0][0])  # mixed, not the raw batch
+
+
 def test_what_lightning_cannot_run_is_refused_with_the_way_out():
-    with pytest.raises(ConfigError, match="mixup_batch"):
+    with pytest.raises(ConfigError, match=r"mixup.mix\(x, y"):
         CadenceCallback({"lr": 0.1}, [Mixup(alpha=0.2)])
     with pytest.raises(ConfigError, match="unknown hyperparameter"):
         CadenceCallback({"learning_rate": 0.1})
