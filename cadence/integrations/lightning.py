@@ -160,6 +160,7 @@ class CadenceCallback(pl.Callback):
 
     @property
     def values(self) -> dict[str, float]:
+        """The unscaled values written for the current step, e.g. ``{"lr": 0.1, "momentum": 0.9}``."""
         return dict(self.bridge.state.hyperparams) if self.bridge.state is not None else {}
 
     def _model(self, pl_module: nn.Module) -> nn.Module:

@@ -13,7 +13,7 @@ from cadence.schedules import one_cycle
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
-    pytest.mark.filterwarnings("ignore:.*LeafSpec.*:DeprecationWarning"),  # inside Lightning 2.6 itself
+    pytest.mark.filterwarnings("ignore:.*LeafSpec.*"),  # raised inside Lightning 2.6 itself
 ]
 
 
