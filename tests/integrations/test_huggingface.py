@@ -145,7 +145,8 @@ def test_with_gradient_accumulation_the_values_follow_the_updates(tmp_path):
     assert all(torch.equal(saved[name], value) for name, value in probe.weights[5].items())
 
 
-def test_resume_from_an_hf_checkpoint_continues_exactly(tmp_path):
+@pytest.mark.parametrize("at", [8, 12])  # an epoch boundary, and mid-epoch
+def test_resume_from_an_hf_checkpoint_continues_exactly(tmp_path, at):
     schedule = one_cycle(0.1, total_steps=TOTAL)
 
     def cadence():
@@ -156,20 +157,20 @@ def test_resume_from_an_hf_checkpoint_continues_exactly(tmp_path):
     train(straight, [straight_cadence, straight_probe], tmp_path / "straight")
 
     first_probe = Probe()
-    # A full run that saves checkpoints at steps 8, 16 and 24; the resumed run starts again from step 8.
-    train(TinyModel(), [cadence(), first_probe], tmp_path / "run", save_steps=8)
-    assert (tmp_path / "run" / "checkpoint-8" / STATE_FILE).is_file()
+    # A full run that saves checkpoints every 4 steps; the resumed run starts again from step `at`.
+    train(TinyModel(), [cadence(), first_probe], tmp_path / "run", save_steps=4)
+    assert (tmp_path / "run" / f"checkpoint-{at}" / STATE_FILE).is_file()
     resumed_probe, resumed_model = Probe(), TinyModel(seed=5)
     resumed = cadence()
     train(
         resumed_model,
         [resumed, resumed_probe],
         tmp_path / "run",
-        resume=str(tmp_path / "run" / "checkpoint-8"),
+        resume=str(tmp_path / "run" / f"checkpoint-{at}"),
     )
 
-    assert sorted(resumed_probe.lrs) == list(range(8, TOTAL))
-    assert {**{s: first_probe.lrs[s] for s in range(8)}, **resumed_probe.lrs} == straight_probe.lrs
+    assert sorted(resumed_probe.lrs) == list(range(at, TOTAL))
+    assert {**{s: first_probe.lrs[s] for s in range(at)}, **resumed_probe.lrs} == straight_probe.lrs
     for name, value in straight.net.state_dict().items():
         assert torch.equal(resumed_model.net.state_dict()[name], value), name  # bitwise
     for done, again in zip(straight_cadence.bridge.callbacks, resumed.bridge.callbacks):

@@ -97,12 +97,12 @@ class Probe(pl.Callback):
 
 
 def fit(module, callbacks, *, max_epochs=3, ckpt_path=None, root=None, **trainer_options):
+    trainer_options.setdefault("enable_checkpointing", False)
     trainer = pl.Trainer(
         max_epochs=max_epochs,
         accelerator="cpu",
         devices=1,
         logger=False,
-        enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -173,6 +173,28 @@ def test_resume_from_a_lightning_checkpoint_continues_exactly(tmp_path):
         assert again.num_averaged == done.num_averaged
         for name, value in done.averaged.state_dict().items():
             assert torch.equal(again.averaged.state_dict()[name], value), name
+
+
+@pytest.mark.filterwarnings("ignore:.*(resuming from a checkpoint that ended|callbacks used to create).*")
+def test_a_mid_epoch_resume_continues_the_lr_sequence_exactly(tmp_path):
+    # The values are a function of trainer.global_step, which Lightning restores exactly. (Which batches
+    # follow is Lightning's: a plain DataLoader restarts the epoch, so only end-of-epoch checkpoints or a
+    # resumable loader give bitwise parameters, as in the test above.)
+    schedule = one_cycle(0.1, total_steps=TOTAL)
+    straight = Probe()
+    fit(Tiny(), [CadenceCallback({"lr": schedule}), straight], root=tmp_path / "a")
+    saving = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ck", every_n_train_steps=4, save_top_k=-1)
+    fit(Tiny(), [CadenceCallback({"lr": schedule}), saving], root=tmp_path / "b", enable_checkpointing=True)
+    (checkpoint,) = [path for path in (tmp_path / "ck").iterdir() if "step=12" in path.name]
+    resumed = Probe()
+    fit(
+        Tiny(seed=5),
+        [CadenceCallback({"lr": schedule}), resumed],
+        ckpt_path=str(checkpoint),
+        root=tmp_path / "b",
+    )
+    assert sorted(resumed.lrs) == list(range(12, TOTAL))
+    assert resumed.lrs == {step: straight.lrs[step] for step in range(12, TOTAL)}
 
 
 def test_snapshots_are_saved_at_the_cycle_ends_and_load_as_an_ensemble(tmp_path):
