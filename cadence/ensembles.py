@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +34,14 @@ __all__ = [
     "COMBINE_MODES",
     "Ensemble",
     "EnsembleReport",
+    "SnapshotSaver",
     "clone_model",
     "collect_outputs",
     "combine_outputs",
     "evaluate_ensemble",
     "greedy_select",
     "load_member",
+    "snapshot_steps",
     "unwrap_model",
 ]
 
@@ -74,6 +77,131 @@ def load_member(path: str | os.PathLike, model_factory: Callable[[], nn.Module] 
     except RuntimeError as error:
         raise ConfigError(f"{path} does not match the model built by model_factory: {error}") from error
     return model
+
+
+def snapshot_steps(
+    schedule: Callable[[int], float] | None,
+    total_steps: int,
+    *,
+    num_snapshots: int | None = None,
+    at_steps: Sequence[int] | None = None,
+) -> list[int]:
+    """The 0-based steps after whose update a snapshot is taken: the cycle ends of ``schedule``
+    (``schedule.cycle_ends(total_steps)``: ``snapshot_cosine``, ``cosine_restarts``, ``cyclic``), or
+    ``at_steps`` when given; only the last ``num_snapshots`` of them when given.
+
+    >>> from cadence.schedules import snapshot_cosine
+    >>> snapshot_steps(snapshot_cosine(0.1, total_steps=20, num_snapshots=4), 20)
+    [4, 9, 14, 19]
+    """
+    if at_steps is not None:
+        steps = sorted(int(step) for step in at_steps)
+        source = "at_steps"
+    else:
+        if schedule is None:
+            raise ConfigError(
+                "SnapshotEnsemble does not know the Trainer's LR schedule: pass "
+                "SnapshotEnsemble(schedule=the_lr_schedule) (the same object as schedules['lr']) or "
+                "at_steps=[...]"
+            )
+        if not callable(getattr(schedule, "cycle_ends", None)):
+            raise ConfigError(
+                "SnapshotEnsemble needs a cyclic LR schedule with cycle_ends (snapshot_cosine, "
+                f"cosine_restarts, cyclic) or at_steps=[...]; the LR schedule is {schedule!r}"
+            )
+        steps = sorted(int(step) for step in schedule.cycle_ends(total_steps))  # type: ignore[attr-defined]
+        source = f"the cycle ends of {schedule!r}"
+    beyond = [step for step in steps if step >= total_steps]
+    if beyond:
+        raise ConfigError(f"SnapshotEnsemble steps {beyond} lie beyond total_steps={total_steps}")
+    if num_snapshots is not None:
+        if num_snapshots > len(steps):
+            raise ConfigError(
+                f"SnapshotEnsemble num_snapshots={num_snapshots} but {source} give only "
+                f"{len(steps)} snapshot steps {steps} in {total_steps} steps"
+            )
+        steps = steps[-num_snapshots:]
+    if not steps:
+        raise ConfigError(f"SnapshotEnsemble: {source} give no snapshot step within {total_steps} steps")
+    return steps
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: no reader sees a partial file."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(obj, file)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+class SnapshotSaver:
+    """Save the model after the updates in ``steps`` (see :func:`snapshot_steps`): the plain-loop form of
+    :class:`cadence.callbacks.SnapshotEnsemble`, which calls it. In a hand-written loop::
+
+        snapshots = SnapshotSaver("runs/a/snapshots", snapshot_steps(schedule, total_steps))
+        for step, (x, y) in enumerate(batches):
+            ...; optimizer.step()
+            snapshots.save_if_due(model, step)          # writes snapshot-k.pt after the k-th cycle end
+        ensemble = snapshots.ensemble(make_model)
+
+    Files are ``directory/snapshot-{k}.pt`` (k = 1..M, the position of the step in ``steps``; a plain
+    ``state_dict``, written atomically, loadable by :class:`Ensemble`). ``directory=None`` records the steps
+    without writing (a process that does not write files). ``taken`` lists the steps saved; it is the
+    :meth:`state_dict`, so a resumed run keeps counting where it left off.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike | None,
+        steps: Sequence[int],
+        *,
+        save: Callable[[Any, Path], Any] | None = None,
+    ) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self.steps = [int(step) for step in steps]
+        if len(set(self.steps)) != len(self.steps) or any(step < 0 for step in self.steps):
+            raise ConfigError(f"snapshot steps must be distinct steps >= 0, got {list(steps)}")
+        self._save = save or _atomic_torch_save
+        self.taken: list[int] = []
+
+    def path(self, k: int) -> Path:
+        """The file of the ``k``-th snapshot (1-based)."""
+        if self.directory is None:
+            raise ConfigError("this SnapshotSaver writes no files (directory=None)")
+        return self.directory / f"snapshot-{k}.pt"
+
+    @property
+    def paths(self) -> list[Path]:
+        """The files written so far, in step order."""
+        return [self.path(self.steps.index(step) + 1) for step in sorted(self.taken)]
+
+    def save_if_due(self, model: nn.Module, step: int) -> Path | None:
+        """Call after update ``step`` (0-based): save ``model`` if ``step`` is a snapshot step not yet taken.
+        Returns the file written (``None`` when nothing was due or nothing is written)."""
+        if step not in self.steps or step in self.taken:
+            return None
+        self.taken.append(step)
+        if self.directory is None:
+            return None
+        path = self.path(self.steps.index(step) + 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._save(unwrap_model(model).state_dict(), path)
+        return path
+
+    def ensemble(self, model_factory: Callable[[], nn.Module], **options: Any) -> Ensemble:
+        """The snapshots written so far as an :class:`Ensemble` (``options``: ``weights``, ``combine``)."""
+        return Ensemble(self.paths, model_factory=model_factory, **options)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"taken": list(self.taken)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.taken = [int(step) for step in state_dict.get("taken", [])]
 
 
 def combine_outputs(

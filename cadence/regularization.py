@@ -187,17 +187,20 @@ def cutmix_batch(
     Draws ``λ ~ Beta(α, α)``, a permutation ``π`` and a box of area about ``(1-λ)`` of the input, centred
     uniformly at random and clipped at the borders; pastes that box from ``x[π]`` into ``x``. The target
     weight is the *actual* pasted fraction ``a`` after clipping: ``t' = (1-a)·t + a·t[π]``, so the label
-    mass matches the pixels. Works on inputs ``(N, C, L)`` (1-D signals: a segment) and ``(N, C, H, W)``
-    (images: a rectangle); rows of ``t'`` sum to one.
+    mass matches the pixels. Works on inputs ``(N, L)`` (sequences, e.g. token ids: a contiguous span of
+    positions), ``(N, C, L)`` (1-D signals: a segment across all channels) and ``(N, C, H, W)`` (images: a
+    rectangle); rows of ``t'`` sum to one. Any dtype is pasted as is, so integer token ids stay tokens.
     """
-    if x.dim() not in (3, 4):
+    if x.dim() not in (2, 3, 4):
         raise ConfigError(
-            f"cutmix needs inputs of shape (N, C, L) or (N, C, H, W), got {tuple(x.shape)}; use mixup instead"
+            f"cutmix needs inputs of shape (N, L), (N, C, L) or (N, C, H, W), got {tuple(x.shape)}; "
+            "use mixup instead"
         )
     soft = _as_soft(y, num_classes, x.dtype)
     lam = _sample_lambda(alpha, generator, "cutmix_alpha")
     permutation = _permutation(x.shape[0], generator, x.device)
-    spatial = x.shape[2:]
+    leading = 1 if x.dim() == 2 else 2  # (N, L): positions start at dim 1; else after the channels
+    spatial = x.shape[leading:]
     cut_fraction = math.sqrt(1.0 - lam) if len(spatial) == 2 else 1.0 - lam
     bounds = []
     for size in spatial:
@@ -207,7 +210,7 @@ def cutmix_batch(
         high = min(size, centre + length - length // 2)
         bounds.append((low, high))
     mixed_x = x.clone()
-    region = (slice(None), slice(None), *(slice(low, high) for low, high in bounds))
+    region = (*(slice(None),) * leading, *(slice(low, high) for low, high in bounds))
     mixed_x[region] = x[permutation][region]
     pasted = math.prod(high - low for low, high in bounds) / math.prod(spatial)
     mixed_targets = soft * (1.0 - pasted) + soft[permutation.to(soft.device)] * pasted

@@ -24,6 +24,7 @@ TECHNIQUES = (
     "regularization",
     "precision",
     "ensembles",
+    "averaging",
     "optimizers",
     "data",
     "models",
@@ -37,6 +38,7 @@ NEVER: dict[str, tuple[str, ...]] = {
     "distributed": ("train", "callbacks", "config", "cli", "tracking", "lr_finder"),
     "train": ("callbacks", "config", "cli"),
     "callbacks": ("config", "cli"),
+    "integrations": ("config", "cli"),
 }
 
 #: (file, imported part): re-exports kept where a name used to live, importing its new home.

@@ -17,21 +17,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
+from torch.optim.swa_utils import AveragedModel
 
+from cadence.averaging import EMAWeights, SWALRSchedule, SWAWeights, WeightAverage, ema_decay
 from cadence.callbacks.snapshot import atomic_save
 from cadence.ensembles import unwrap_model
 from cadence.errors import ConfigError
-from cadence.hyperparams import as_schedule
-from cadence.schedules.base import Schedule
-from cadence.schedules.combinators import join
-from cadence.schedules.primitives import constant, cosine, linear
 from cadence.tracking.run import update_summary_extra
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
@@ -41,67 +36,8 @@ __all__ = ["EMA", "SWA", "SWALRSchedule", "ema_decay"]
 _ANNEAL = ("cos", "linear")
 
 
-def ema_decay(decay: float, num_averaged: int, warmup: bool = True) -> float:
-    """The EMA decay used for the update after ``num_averaged`` earlier ones: ``min(d, (1+n)/(10+n))``."""
-    if not warmup:
-        return decay
-    return min(decay, (1.0 + num_averaged) / (10.0 + num_averaged))
-
-
-@dataclass(frozen=True, repr=False)
-class SWALRSchedule(Schedule):
-    """An LR schedule that follows ``base`` until ``start_step`` and then anneals to ``swa_lr``.
-
-    For ``step >= start_step`` with ``t = min(1, (step - start_step) / anneal_steps)``::
-
-        lr = swa_lr + (base(start_step) - swa_lr) · (1 + cos(π t)) / 2     (anneal="cos")
-        lr = swa_lr + (base(start_step) - swa_lr) · (1 - t)                (anneal="linear")
-
-    the same shape as ``torch.optim.swa_utils.SWALR`` but a pure function of the step. It is built from the
-    schedule primitives: ``join((base, cosine(base(start_step), swa_lr, steps=anneal_steps)),
-    boundaries=(start_step,))`` (``linear`` for ``anneal="linear"``, ``constant(swa_lr)`` without annealing).
-    Give it to the Trainer as its ``"lr"`` schedule, or let :class:`SWA` with ``lr=`` register it on the
-    run's hyperparameter pipeline.
-    """
-
-    call_name = "SWALRSchedule"
-    base: Callable[[int], float] | float
-    start_step: int
-    swa_lr: float
-    anneal_steps: int = 0
-    anneal: str = "cos"
-
-    def __post_init__(self) -> None:
-        if self.anneal not in _ANNEAL:
-            raise ConfigError(f"SWA anneal must be one of {', '.join(_ANNEAL)}, got anneal={self.anneal!r}")
-        if self.anneal_steps < 0 or self.start_step < 0:
-            raise ConfigError(
-                f"SWA start and anneal_steps must be >= 0, got {self.start_step=}, {self.anneal_steps=}"
-            )
-        if not self.swa_lr >= 0:
-            raise ConfigError(f"SWA lr must be >= 0, got {self.swa_lr=}")
-        object.__setattr__(self, "_built", self.build())
-
-    def build(self) -> Schedule:
-        """The composed schedule this one evaluates."""
-        base = as_schedule(self.base)
-        if self.anneal_steps == 0:
-            phase: Schedule = constant(float(self.swa_lr))
-        else:
-            shape = cosine if self.anneal == "cos" else linear
-            phase = shape(base(self.start_step), float(self.swa_lr), steps=self.anneal_steps)
-        return phase if self.start_step == 0 else join((base, phase), (float(self.start_step),))
-
-    def at(self, t: float) -> float:
-        return self._built.at(t)  # type: ignore[attr-defined]
-
-    @property
-    def duration(self) -> float:
-        return self._built.duration  # type: ignore[attr-defined]
-
-
 class _Averaging(Callback):
-    """Shared machinery: build, update, checkpoint, evaluate and save an AveragedModel."""
+    """Shared machinery: a :class:`cadence.averaging.WeightAverage`, updated, checkpointed and saved."""
 
     prefix = ""
     filename = ""
@@ -114,49 +50,50 @@ class _Averaging(Callback):
         self.update_every = update_every
         self.use_buffers = use_buffers
         self.update_bn = update_bn
-        self.averaged: AveragedModel | None = None
+        self.average: WeightAverage | None = None
         self._pending: dict[str, Any] | None = None
         self.results: dict[str, float] = {}
 
     # -- to be specialised ---------------------------------------------------------------------------------
-    def _make_averaged(self, model: nn.Module) -> AveragedModel:
+    def _make_average(self, model: nn.Module, total_steps: int = 0) -> WeightAverage:
         raise NotImplementedError
 
     def _start_step(self, total_steps: int) -> int:
         return 0
 
+    @property
+    def averaged(self) -> AveragedModel | None:
+        """The :class:`~torch.optim.swa_utils.AveragedModel` (``None`` before ``on_fit_start``)."""
+        return self.average.averaged if self.average is not None else None
+
     # -- hooks ---------------------------------------------------------------------------------------------
     def on_fit_start(self, state: TrainState) -> None:
-        self.averaged = self._make_averaged(unwrap_model(state.model))
+        self.average = self._make_average(unwrap_model(state.model), state.total_steps)
         if self._pending is not None:
-            self._load_averaged(self._pending)
+            self.average.load_state_dict(self._pending)
             self._pending = None
 
     def on_step_end(self, state: TrainState) -> None:
-        finished = state.step - 1  # the update that just happened
-        start = self._start_step(state.total_steps)
-        if self.averaged is None or finished < start or (finished - start) % self.update_every:
-            return
-        self.averaged.update_parameters(unwrap_model(state.model))
+        if self.average is not None:
+            self.average.update(unwrap_model(state.model), state.step - 1)  # the update that just happened
 
     @property
     def num_averaged(self) -> int:
-        return int(self.averaged.n_averaged) if self.averaged is not None else 0
+        return self.average.num_averaged if self.average is not None else 0
 
     def on_fit_end(self, state: TrainState) -> None:
-        if self.averaged is None or self.num_averaged == 0:
+        if self.average is None or self.num_averaged == 0:
             return
-        if self.update_bn and state.train_data is not None and _has_batch_norm(self.averaged):
+        if self.update_bn and state.train_data is not None:
             data = state.train_data
-            batches = data.batches(0) if hasattr(data, "batches") else data
-            update_bn(_inputs_only(batches), self.averaged, device=state.device)
+            self.average.update_bn(data.batches(0) if hasattr(data, "batches") else data, state.device)
         self.results = {}
         if state.evaluate is not None and state.eval_data is not None:
-            scores = state.evaluate(self.averaged.module, state.eval_data)
+            scores = state.evaluate(self.average.module, state.eval_data)
             self.results = {f"{self.prefix}{name}": float(value) for name, value in scores.items()}
             state.metrics.update(self.results)
         if state.run_dir is not None and state.is_main_process:
-            atomic_save(self.averaged.module.state_dict(), Path(state.run_dir) / self.filename)
+            self.average.save(Path(state.run_dir) / self.filename, save=atomic_save)
             update_summary_extra(state.run_dir, {self.prefix.rstrip("_"): self.summary()})
 
     def summary(self) -> dict[str, Any]:
@@ -165,32 +102,17 @@ class _Averaging(Callback):
 
     # -- checkpointing -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        if self.averaged is None:
+        if self.average is None:
             return dict(self._pending) if self._pending is not None else {}
-        return {
-            "averaged": {name: tensor.detach().clone() for name, tensor in self.averaged.state_dict().items()}
-        }
+        return self.average.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "averaged" not in state_dict:
             return
-        if self.averaged is None:  # the model is not known before on_fit_start: load it there
+        if self.average is None:  # the model is not known before on_fit_start: load it there
             self._pending = state_dict
         else:
-            self._load_averaged(state_dict)
-
-    def _load_averaged(self, state_dict: dict[str, Any]) -> None:
-        assert self.averaged is not None
-        self.averaged.load_state_dict(state_dict["averaged"])
-
-
-def _has_batch_norm(model: nn.Module) -> bool:
-    return any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules())
-
-
-def _inputs_only(batches: Any):
-    for batch in batches:
-        yield batch[0] if isinstance(batch, (list, tuple)) else batch
+            self.average.load_state_dict(state_dict)
 
 
 class SWA(_Averaging):
@@ -261,8 +183,8 @@ class SWA(_Averaging):
             raise ConfigError("SWA.lr_schedule needs SWA(lr=...)")
         return SWALRSchedule(base, self._start_step(total_steps), self.lr, self.anneal_steps, self.anneal)
 
-    def _make_averaged(self, model: nn.Module) -> AveragedModel:
-        return AveragedModel(model, use_buffers=False)
+    def _make_average(self, model: nn.Module, total_steps: int = 0) -> WeightAverage:
+        return SWAWeights(model, start_step=self._start_step(total_steps), update_every=self.update_every)
 
     def on_fit_start(self, state: TrainState) -> None:
         if self._start_step(state.total_steps) >= state.total_steps:
@@ -304,42 +226,11 @@ class EMA(_Averaging):
         self.decay = float(decay)
         self.warmup = bool(warmup)
 
-    def _average(
-        self, averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor | int
-    ) -> None:
-        decay = ema_decay(self.decay, int(num_averaged), self.warmup)
-        get_ema_multi_avg_fn(decay)(averaged, current, num_averaged)
-
-    def _make_averaged(self, model: nn.Module) -> AveragedModel:
-        return AveragedModel(model, multi_avg_fn=self._average, use_buffers=self.use_buffers)
-
-    def on_fit_start(self, state: TrainState) -> None:
-        super().on_fit_start(state)
-        self._count = self.num_averaged  # the update count on the host: read once, not per update
-
-    def on_step_end(self, state: TrainState) -> None:
-        # AveragedModel.update_parameters reads its count tensor twice per update; this update does the
-        # same arithmetic (copy first, then one lerp per device and dtype) with the count kept here.
-        finished = state.step - 1
-        if self.averaged is None or finished % self.update_every:
-            return
-        model = unwrap_model(state.model)
-        pairs = list(zip(self.averaged.module.parameters(), model.parameters(), strict=True))
-        buffers = list(zip(self.averaged.module.buffers(), model.buffers(), strict=True))
-        if self.use_buffers:
-            pairs += buffers
-        groups: dict[tuple[torch.device, torch.dtype], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
-        for averaged, current in pairs:
-            averaged_list, current_list = groups.setdefault((averaged.device, averaged.dtype), ([], []))
-            averaged_list.append(averaged.detach())
-            current_list.append(current.detach().to(averaged.device))
-        for averaged_list, current_list in groups.values():
-            if self._count == 0:
-                torch._foreach_copy_(averaged_list, current_list)
-            else:
-                self._average(averaged_list, current_list, self._count)
-        if not self.use_buffers:
-            for averaged, current in buffers:
-                averaged.detach().copy_(current.detach())
-        self.averaged.n_averaged += 1  # in place on its CPU buffer: nothing read
-        self._count += 1
+    def _make_average(self, model: nn.Module, total_steps: int = 0) -> WeightAverage:
+        return EMAWeights(
+            model,
+            decay=self.decay,
+            warmup=self.warmup,
+            update_every=self.update_every,
+            use_buffers=self.use_buffers,
+        )

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cadence.ensembles import unwrap_model
+from cadence.ensembles import SnapshotSaver, snapshot_steps
 from cadence.errors import ConfigError
 from cadence.tracking.run import update_summary_extra, write_json
 from cadence.train.callback import Callback
@@ -98,57 +98,29 @@ class SnapshotEnsemble(Callback):
         self.steps: list[int] = []
         self.taken: list[int] = []
         self.files: list[str] = []
+        self.saver: SnapshotSaver | None = None
 
     def planned_steps(self, total_steps: int, schedule: Callable[[int], float] | None = None) -> list[int]:
-        """The 0-based steps after whose update a snapshot is taken."""
+        """The 0-based steps after whose update a snapshot is taken (``ensembles.snapshot_steps``)."""
         schedule = self.schedule if self.schedule is not None else schedule
-        if self.at_steps is not None:
-            steps = list(self.at_steps)
-            source = "at_steps"
-        else:
-            if schedule is None:
-                raise ConfigError(
-                    "SnapshotEnsemble does not know the Trainer's LR schedule: pass "
-                    "SnapshotEnsemble(schedule=the_lr_schedule) (the same object as schedules['lr']) or "
-                    "at_steps=[...]"
-                )
-            if not callable(getattr(schedule, "cycle_ends", None)):
-                raise ConfigError(
-                    "SnapshotEnsemble needs a cyclic LR schedule with cycle_ends (snapshot_cosine, "
-                    f"cosine_restarts, cyclic) or at_steps=[...]; the LR schedule is {schedule!r}"
-                )
-            steps = sorted(int(step) for step in schedule.cycle_ends(total_steps))
-            source = f"the cycle ends of {schedule!r}"
-        beyond = [step for step in steps if step >= total_steps]
-        if beyond:
-            raise ConfigError(f"SnapshotEnsemble steps {beyond} lie beyond total_steps={total_steps}")
-        if self.num_snapshots is not None:
-            if self.num_snapshots > len(steps):
-                raise ConfigError(
-                    f"SnapshotEnsemble num_snapshots={self.num_snapshots} but {source} give only "
-                    f"{len(steps)} snapshot steps {steps} in {total_steps} steps"
-                )
-            steps = steps[-self.num_snapshots :]
-        if not steps:
-            raise ConfigError(f"SnapshotEnsemble: {source} give no snapshot step within {total_steps} steps")
-        return steps
+        return snapshot_steps(schedule, total_steps, num_snapshots=self.num_snapshots, at_steps=self.at_steps)
 
     def on_fit_start(self, state: TrainState) -> None:
         schedule = self.schedule if self.schedule is not None or self.at_steps else trainer_lr_schedule(state)
         self.steps = self.planned_steps(state.total_steps, schedule)
+        run_dir = getattr(state, "run_dir", None)
+        writes = run_dir is not None and getattr(state, "is_main_process", True)
+        directory = Path(run_dir) / "snapshots" if writes else None
+        self.saver = SnapshotSaver(directory, self.steps, save=atomic_save)
+        self.saver.taken = list(self.taken)
 
     def on_step_end(self, state: TrainState) -> None:
         finished = state.step - 1  # the update that just happened
-        if finished not in self.steps or finished in self.taken:
+        if self.saver is None or finished not in self.steps or finished in self.taken:
             return
-        k = self.steps.index(finished) + 1
-        path = None
-        if state.run_dir is not None:
-            path = snapshot_path(state.run_dir, k)
-            if state.is_main_process:
-                atomic_save(unwrap_model(state.model).state_dict(), path)
+        self.saver.save_if_due(state.model, finished)
         self.taken.append(finished)
-        self.files.append(path.name if path is not None else "")
+        self.files.append(snapshot_path(".", self.steps.index(finished) + 1).name if state.run_dir else "")
         if state.run_dir is not None and state.is_main_process:
             self._write_index(Path(state.run_dir))
 

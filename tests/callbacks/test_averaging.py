@@ -14,7 +14,7 @@ def _tensors_equal(first: dict, second: dict) -> bool:
 def test_ema_math_equals_a_hand_computation():
     model = nn.Linear(2, 1, bias=False)
     callback = EMA(decay=0.9, warmup=True)
-    callback.averaged = callback._make_averaged(model)
+    callback.average = callback._make_average(model)
     weights = [1.0, 3.0, -2.0, 5.0]
     expected, decays = None, []
     for n, value in enumerate(weights):
@@ -37,7 +37,7 @@ def test_ema_math_equals_a_hand_computation():
 def test_ema_without_warmup_uses_the_fixed_decay():
     model = nn.Linear(1, 1, bias=False)
     callback = EMA(decay=0.5, warmup=False)
-    callback.averaged = callback._make_averaged(model)
+    callback.average = callback._make_average(model)
     for value in (4.0, 0.0, 2.0):
         with torch.no_grad():
             model.weight.fill_(value)
@@ -102,7 +102,7 @@ def test_swa_counts_from_start_and_reports_metrics(tmp_path):
 def test_swa_average_is_the_mean_of_the_visited_weights():
     callback = SWA(start=0)
     model = nn.Linear(1, 1, bias=False)
-    callback.averaged = callback._make_averaged(model)
+    callback.average = callback._make_average(model)
     for value in (1.0, 2.0, 6.0):
         with torch.no_grad():
             model.weight.fill_(value)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -145,9 +146,37 @@ def test_cutmix_pasted_fraction_matches_target_weight_exactly():
             assert targets[1, 0].item() == pytest.approx(float(1 - mixed_x[1].mean()))
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_cutmix_on_token_sequences_pastes_one_contiguous_span(seed):
+    # (N, L) integer token ids: row i holds tokens 100·i .. 100·i + L - 1, so every position says its source.
+    n, length = 4, 20
+    x = torch.arange(length).repeat(n, 1) + 100 * torch.arange(n).unsqueeze(1)
+    y = torch.arange(n)
+    mixed_x, targets = cutmix_batch(x, y, 1.0, num_classes=n, generator=torch.Generator().manual_seed(seed))
+    assert mixed_x.dtype == torch.long
+    assert mixed_x.shape == (n, length)
+    # The span the implementation must cut, from the same draws: λ, the permutation, the centre.
+    generator = torch.Generator().manual_seed(seed)
+    lam = float(np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator))).beta(1, 1))
+    permutation = torch.randperm(n, generator=generator)
+    size = round(length * (1 - lam))
+    centre = int(torch.randint(0, length, (1,), generator=generator))
+    low, high = max(0, centre - size // 2), min(length, centre + size - size // 2)
+    expected = x.clone()
+    expected[:, low:high] = x[permutation, low:high]
+    assert torch.equal(mixed_x, expected)
+    pasted = (high - low) / length
+    assert torch.allclose(targets, one_hot(y, n) * (1 - pasted) + one_hot(y[permutation], n) * pasted)
+    for row in range(n):  # every token stays at its position; the changed ones are one contiguous run
+        assert torch.equal(mixed_x[row] % 100, torch.arange(length))
+        changed = (mixed_x[row] != x[row]).nonzero().flatten().tolist()
+        if changed:
+            assert changed == list(range(changed[0], changed[-1] + 1))
+
+
 def test_cutmix_rejects_flat_inputs():
     with pytest.raises(ConfigError, match="mixup instead"):
-        cutmix_batch(torch.zeros(4, 10), torch.zeros(4, dtype=torch.long), 1.0, num_classes=2)
+        cutmix_batch(torch.zeros(10), torch.zeros(10, dtype=torch.long), 1.0, num_classes=2)
 
 
 def test_mixup_rejects_bad_alpha_and_missing_classes():

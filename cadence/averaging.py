@@ -1,0 +1,275 @@
+"""Weight averaging in any loop: SWA (Izmailov et al. 2018) and EMA, on ``torch.optim.swa_utils``.
+
+The plain-loop form of :class:`cadence.callbacks.SWA` / :class:`cadence.callbacks.EMA` (which call this
+module), usable as is in a hand-written loop, a Lightning or a Hugging Face callback::
+
+    ema = EMAWeights(model, decay=0.999)              # or SWAWeights(model, start_step=750)
+    for step, (x, y) in enumerate(batches):
+        ...; optimizer.step()
+        ema.update(model, step)                       # after update `step` (0-based)
+    evaluate(ema.module)
+
+- **SWA** ("Averaging Weights Leads to Wider Optima and Better Generalization"): an equal-weight average of
+  the weights after updates ``start_step, start_step + update_every, ...``; batch-norm statistics are not
+  averaged, recompute them with :meth:`WeightAverage.update_bn` before using the average.
+- **EMA** (Polyak averaging as used by timm and TensorFlow): ``θ̄ ← d·θ̄ + (1-d)·θ`` after every
+  ``update_every``-th update, with the decay warmup ``d_n = min(d, (1+n)/(10+n))`` so early, poor weights are
+  forgotten quickly. The first update copies the weights.
+
+Which updates are averaged is a function of ``step`` alone, and :meth:`WeightAverage.state_dict` holds the
+averaged tensors and the count, so a resumed run averages exactly the weights an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
+
+from cadence.errors import ConfigError
+from cadence.hyperparams import as_schedule
+from cadence.schedules.base import Schedule
+from cadence.schedules.combinators import join
+from cadence.schedules.primitives import constant, cosine, linear
+
+__all__ = [
+    "EMAWeights",
+    "SWALRSchedule",
+    "SWAWeights",
+    "WeightAverage",
+    "averaging_due",
+    "ema_decay",
+    "has_batch_norm",
+]
+
+_ANNEAL = ("cos", "linear")
+
+
+def ema_decay(decay: float, num_averaged: int, warmup: bool = True) -> float:
+    """The EMA decay used for the update after ``num_averaged`` earlier ones: ``min(d, (1+n)/(10+n))``."""
+    if not warmup:
+        return decay
+    return min(decay, (1.0 + num_averaged) / (10.0 + num_averaged))
+
+
+def averaging_due(step: int, start_step: int = 0, update_every: int = 1) -> bool:
+    """Whether the weights after update ``step`` (0-based) are averaged: ``step >= start_step`` and
+    ``(step - start_step) % update_every == 0``."""
+    return step >= start_step and (step - start_step) % update_every == 0
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    """True when ``model`` has batch-norm layers (whose statistics an average must recompute)."""
+    return any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules())
+
+
+def _inputs_only(batches: Iterable[Any]):
+    for batch in batches:
+        yield batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
+@dataclass(frozen=True, repr=False)
+class SWALRSchedule(Schedule):
+    """An LR schedule that follows ``base`` until ``start_step`` and then anneals to ``swa_lr``.
+
+    For ``step >= start_step`` with ``t = min(1, (step - start_step) / anneal_steps)``::
+
+        lr = swa_lr + (base(start_step) - swa_lr) · (1 + cos(π t)) / 2     (anneal="cos")
+        lr = swa_lr + (base(start_step) - swa_lr) · (1 - t)                (anneal="linear")
+
+    the same shape as ``torch.optim.swa_utils.SWALR`` but a pure function of the step. It is built from the
+    schedule primitives: ``join((base, cosine(base(start_step), swa_lr, steps=anneal_steps)),
+    boundaries=(start_step,))`` (``linear`` for ``anneal="linear"``, ``constant(swa_lr)`` without annealing).
+    Give it to the Trainer as its ``"lr"`` schedule, or let :class:`cadence.callbacks.SWA` with ``lr=``
+    register it on the run's hyperparameter pipeline.
+    """
+
+    call_name = "SWALRSchedule"
+    base: Callable[[int], float] | float
+    start_step: int
+    swa_lr: float
+    anneal_steps: int = 0
+    anneal: str = "cos"
+
+    def __post_init__(self) -> None:
+        if self.anneal not in _ANNEAL:
+            raise ConfigError(f"SWA anneal must be one of {', '.join(_ANNEAL)}, got anneal={self.anneal!r}")
+        if self.anneal_steps < 0 or self.start_step < 0:
+            raise ConfigError(
+                f"SWA start and anneal_steps must be >= 0, got {self.start_step=}, {self.anneal_steps=}"
+            )
+        if not self.swa_lr >= 0:
+            raise ConfigError(f"SWA lr must be >= 0, got {self.swa_lr=}")
+        object.__setattr__(self, "_built", self.build())
+
+    def build(self) -> Schedule:
+        """The composed schedule this one evaluates."""
+        base = as_schedule(self.base)
+        if self.anneal_steps == 0:
+            phase: Schedule = constant(float(self.swa_lr))
+        else:
+            shape = cosine if self.anneal == "cos" else linear
+            phase = shape(base(self.start_step), float(self.swa_lr), steps=self.anneal_steps)
+        return phase if self.start_step == 0 else join((base, phase), (float(self.start_step),))
+
+    def at(self, t: float) -> float:
+        return self._built.at(t)  # type: ignore[attr-defined]
+
+    @property
+    def duration(self) -> float:
+        return self._built.duration  # type: ignore[attr-defined]
+
+
+class WeightAverage:
+    """An :class:`~torch.optim.swa_utils.AveragedModel` of ``model`` and the rule for when to update it.
+
+    Use :class:`SWAWeights` or :class:`EMAWeights`. ``update(model, step)`` after optimizer update ``step``
+    averages when :func:`averaging_due`; ``module`` is the averaged model; ``state_dict`` /
+    ``load_state_dict`` checkpoint it exactly; ``save(path)`` writes a plain ``state_dict`` of the
+    architecture (loadable into a fresh model).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        start_step: int = 0,
+        update_every: int = 1,
+        use_buffers: bool = False,
+        decay: float | None = None,
+        warmup: bool = True,
+    ) -> None:
+        for name, value, low in (("start_step", start_step, 0), ("update_every", update_every, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{type(self).__name__} {name} must be an integer >= {low}, got {value!r}")
+        if decay is not None and not 0.0 <= decay < 1.0:
+            raise ConfigError(f"EMA decay must be in [0, 1), got {decay=}")
+        self.start_step = start_step
+        self.update_every = update_every
+        self.use_buffers = bool(use_buffers)
+        self.decay = None if decay is None else float(decay)
+        self.warmup = bool(warmup)
+        if self.decay is None:
+            self.averaged = AveragedModel(model, use_buffers=self.use_buffers)
+        else:
+            self.averaged = AveragedModel(model, multi_avg_fn=self._ema_average, use_buffers=self.use_buffers)
+        self._count = 0  # the update count on the host: read once, not per update
+
+    @property
+    def module(self) -> nn.Module:
+        """The averaged model (same architecture as the trained one)."""
+        return self.averaged.module
+
+    @property
+    def num_averaged(self) -> int:
+        """How many weights were averaged so far."""
+        return int(self.averaged.n_averaged)
+
+    def due(self, step: int) -> bool:
+        """Whether :meth:`update` averages after update ``step``."""
+        return averaging_due(step, self.start_step, self.update_every)
+
+    def update(self, model: nn.Module, step: int) -> bool:
+        """Average ``model``'s weights if update ``step`` (0-based, just done) is due; returns whether."""
+        if not self.due(step):
+            return False
+        if self.decay is None:
+            self.averaged.update_parameters(model)
+        else:
+            self._ema_update(model)
+        return True
+
+    def _ema_average(
+        self, averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor | int
+    ) -> None:
+        assert self.decay is not None
+        get_ema_multi_avg_fn(ema_decay(self.decay, int(num_averaged), self.warmup))(
+            averaged, current, num_averaged
+        )
+
+    def _ema_update(self, model: nn.Module) -> None:
+        # AveragedModel.update_parameters reads its count tensor twice per update; this update does the
+        # same arithmetic (copy first, then one lerp per device and dtype) with the count kept here.
+        pairs = list(zip(self.averaged.module.parameters(), model.parameters(), strict=True))
+        buffers = list(zip(self.averaged.module.buffers(), model.buffers(), strict=True))
+        if self.use_buffers:
+            pairs += buffers
+        groups: dict[tuple[torch.device, torch.dtype], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        for averaged, current in pairs:
+            averaged_list, current_list = groups.setdefault((averaged.device, averaged.dtype), ([], []))
+            averaged_list.append(averaged.detach())
+            current_list.append(current.detach().to(averaged.device))
+        for averaged_list, current_list in groups.values():
+            if self._count == 0:
+                torch._foreach_copy_(averaged_list, current_list)
+            else:
+                self._ema_average(averaged_list, current_list, self._count)
+        if not self.use_buffers:
+            for averaged, current in buffers:
+                averaged.detach().copy_(current.detach())
+        self.averaged.n_averaged += 1  # in place on its CPU buffer: nothing read
+        self._count += 1
+
+    def update_bn(self, batches: Iterable[Any], device: torch.device | str | None = None) -> None:
+        """Recompute the averaged model's batch-norm statistics over ``batches`` (``(inputs, ...)`` or
+        inputs); nothing happens without batch norm or before the first update."""
+        if self.num_averaged and has_batch_norm(self.averaged):
+            update_bn(_inputs_only(batches), self.averaged, device=device)
+
+    def save(self, path: str | os.PathLike, save: Callable[[Any, Path], Any] | None = None) -> Path:
+        """Write the averaged model's ``state_dict`` to ``path`` (``torch.save``, or ``save(obj, path)``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (save or torch.save)(self.module.state_dict(), path)
+        return path
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"averaged": tensors}``: the averaged parameters, buffers and the count ``n_averaged``."""
+        return {
+            "averaged": {name: tensor.detach().clone() for name, tensor in self.averaged.state_dict().items()}
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.averaged.load_state_dict(state_dict["averaged"])
+        self._count = self.num_averaged
+
+
+class SWAWeights(WeightAverage):
+    """SWA: the equal-weight average of the weights after updates ``start_step, start_step +
+    update_every, ...`` (buffers are not averaged: call :meth:`update_bn` before using it with batch norm)."""
+
+    def __init__(self, model: nn.Module, *, start_step: int = 0, update_every: int = 1) -> None:
+        super().__init__(model, start_step=start_step, update_every=update_every, use_buffers=False)
+
+
+class EMAWeights(WeightAverage):
+    """EMA of the weights, updated after every ``update_every``-th update from ``start_step`` on.
+
+    ``decay`` is ``d`` in ``θ̄ ← d·θ̄ + (1-d)·θ``; ``warmup`` uses ``min(d, (1+n)/(10+n))`` for the n-th
+    update; ``use_buffers`` also averages buffers such as batch-norm statistics (else they are copied).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        decay: float = 0.999,
+        warmup: bool = True,
+        update_every: int = 1,
+        use_buffers: bool = True,
+        start_step: int = 0,
+    ) -> None:
+        super().__init__(
+            model,
+            start_step=start_step,
+            update_every=update_every,
+            use_buffers=use_buffers,
+            decay=decay,
+            warmup=warmup,
+        )
