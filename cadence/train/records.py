@@ -113,7 +113,7 @@ def open_run(
     *,
     config: Mapping[str, Any] | None,
     csv: bool,
-    tensorboard: bool,
+    loggers: Sequence[Any] = (),
     name: str | None,
     schedules: Mapping[str, Any],
     batches_per_epoch: int,
@@ -123,13 +123,14 @@ def open_run(
     callbacks: Sequence[Callback],
     fingerprint: Mapping[str, Any] | None = None,
 ) -> RunWriter:
-    """The run directory's writer, started; a resume (``saved``) keeps the first start time and metrics."""
+    """The run directory's writer, started; a resume (``saved``) keeps the first start time and metrics,
+    and the trackers continue their runs. Only the main process passes metrics to the ``loggers``."""
     run_dir = state.run_dir
     writer = RunWriter(
         run_dir if run_dir is not None else Path("."),
         enabled=run_dir is not None and state.is_main_process,
         csv=csv,
-        tensorboard=tensorboard,
+        loggers=loggers if state.is_main_process else (),
     )
     meta = run_meta(
         state,
@@ -144,7 +145,9 @@ def open_run(
         fingerprint=fingerprint,
     )
     if saved is not None and writer.enabled and run_dir is not None and (run_dir / "meta.json").exists():
-        meta["started_at"] = read_json(run_dir / "meta.json").get("started_at")
+        before = read_json(run_dir / "meta.json")
+        meta["started_at"] = before.get("started_at")
+        meta["trackers"] = before.get("trackers") or {}
     keep = saved["trainer"].get("metrics_lines") if saved is not None else None
     writer.start(meta, config, keep_lines=keep)
     return writer
