@@ -73,8 +73,8 @@ class BrokenLogger:
 def _trainer(tmp_path: Path, loggers, **options) -> Trainer:
     inputs, targets = make_data()
     return Trainer(
-        make_model(),
-        torch.optim.SGD(make_model().parameters(), lr=0.05),
+        (model := make_model()),
+        torch.optim.SGD(model.parameters(), lr=0.05),
         torch.nn.functional.cross_entropy,
         as_list(inputs, targets, 16),
         eval_data=as_list(inputs, targets, 48),
@@ -152,13 +152,29 @@ def test_only_rank_0_logs(tmp_path):
 
     logger = RecordingLogger()
     state = SimpleNamespace(
-        run_dir=tmp_path, is_main_process=False, device="cpu", seed=0, world_size=2, total_steps=1,
-        steps_per_epoch=1, accumulation_steps=1,
-    )  # fmt: skip
+        run_dir=tmp_path,
+        is_main_process=False,
+        device="cpu",
+        seed=0,
+        world_size=2,
+        total_steps=1,
+        steps_per_epoch=1,
+        accumulation_steps=1,
+    )
     writer = records.open_run(
-        state, None, config=None, csv=False, loggers=[logger], name=None, schedules={}, batches_per_epoch=1,
-        precision="fp32", grad_clip=None, label_smoothing=0.0, callbacks=[],
-    )  # fmt: skip
+        state,
+        None,
+        config=None,
+        csv=False,
+        loggers=[logger],
+        name=None,
+        schedules={},
+        batches_per_epoch=1,
+        precision="fp32",
+        grad_clip=None,
+        label_smoothing=0.0,
+        callbacks=[],
+    )
     writer.log({"kind": "train", "step": 1, "loss": 1.0})
     writer.finish("completed")
     assert logger.calls == []
@@ -169,9 +185,14 @@ def test_loggers_without_a_run_directory_still_log(tmp_path):
     logger = RecordingLogger()
     inputs, targets = make_data()
     trainer = Trainer(
-        make_model(), torch.optim.SGD(make_model().parameters(), lr=0.05), torch.nn.functional.cross_entropy,
-        as_list(inputs, targets, 16), epochs=1, progress=False, loggers=[logger],
-    )  # fmt: skip
+        (model := make_model()),
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        torch.nn.functional.cross_entropy,
+        as_list(inputs, targets, 16),
+        epochs=1,
+        progress=False,
+        loggers=[logger],
+    )
     trainer.fit()
     assert logger.run is not None
     assert logger.run.run_dir is None
@@ -227,3 +248,19 @@ def test_csv_and_a_logger_agree_after_a_resume(tmp_path):
     assert [record["step"] for record in read_metrics(tmp_path)] == [1, 2, 3]
     assert (tmp_path / "train.csv").read_text().splitlines()[1:] == ["1,1.0", "2,0.5", "3,0.3"]
     assert [kind for kind, _ in logger.calls] == ["hparams", "metrics", "finish"]
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"), [("mlflow", "mlflow"), ("wandb", "wandb"), ("tensorboard", "tensorboard")]
+)
+def test_a_missing_tracker_package_names_the_extra_to_install(monkeypatch, name, extra):
+    import importlib.util
+
+    from cadence.errors import MissingDependencyError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda module, *a: None if module == name else real(module)
+    )
+    with pytest.raises(MissingDependencyError, match=rf"pip install 'cadence\[{extra}\]'"):
+        resolve_loggers([name])
