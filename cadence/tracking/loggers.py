@@ -442,7 +442,7 @@ class WandbLogger:
         mode: str | None = None,
         dir: str | Path | None = None,
         group: str | None = None,
-        tags: Sequence[str] = (),
+        tags: Sequence[str] | None = None,
         run_name: str | None = None,
         log_artifacts: bool = True,
     ) -> None:
@@ -454,7 +454,7 @@ class WandbLogger:
         self.mode = mode
         self.dir = Path(dir) if dir is not None else None
         self.group = group
-        self.tags = list(tags)
+        self.tags = list(tags or ())
         self.run_name = run_name
         self.log_artifacts = log_artifacts
         self.run: Any = None
