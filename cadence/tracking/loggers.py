@@ -344,6 +344,7 @@ class MLflowLogger:
         name = self.run_name or run.name or (run.run_dir.name if run.run_dir is not None else None)
         tags = {
             "cadence.run_dir": str(run.run_dir.resolve()) if run.run_dir is not None else "",
+            "cadence.group": _group_name(run),
             "cadence.seed": str(run.meta.get("seed")),
             "cadence.version": str(run.meta.get("cadence_version")),
         }
@@ -510,6 +511,15 @@ class WandbLogger:
 
 
 WANDB_MODES = ("online", "offline", "disabled")
+
+
+def _group_name(run: RunInfo) -> str:
+    """The name ``cadence compare`` groups the run under (as :func:`cadence.tracking.records.load_run`)."""
+    from cadence.tracking.records import _default_name
+
+    if run.run_dir is None:
+        return str(run.name or "")
+    return _default_name(run.run_dir, dict(run.meta))
 
 
 def _summary_metrics(summary: Mapping[str, Any]) -> dict[str, float]:

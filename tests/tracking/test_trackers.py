@@ -308,3 +308,80 @@ def test_wandb_offline_run_read_back_from_its_files(tmp_path, wandb_offline):
     exit_record = next(record.exit for record in records if record.WhichOneof("record_type") == "exit")
     assert exit_record.exit_code == 0
     assert kinds[-1] in ("exit", "final", "footer", "telemetry", "summary")
+
+
+# -- cadence compare: links to the tracker runs, and runs read back from MLflow ----------------------------
+
+
+def _compare(*arguments: str) -> dict:
+    import argparse
+
+    from cadence.cli import compare_cmd
+
+    parser = argparse.ArgumentParser()
+    compare_cmd.add_arguments(parser)
+    args = parser.parse_args([*arguments, "--no-plots", "--no-progress"])
+    assert compare_cmd.run(args) == 0
+    return json.loads((Path(args.out) / "results.json").read_text())
+
+
+def test_compare_links_to_mlflow_runs_and_reads_them_back_from_the_store(tmp_path, mlflow_store, capsys):
+    import shutil
+
+    from cadence.tracking.loggers import MLflowLogger
+
+    root = tmp_path / "out" / "runs" / "tiny"
+    for seed in (0, 1):
+        _fit(root / f"seed-{seed}", loggers=[MLflowLogger(mlflow_store, experiment="compare-me")], seed=seed)
+    ids = [read_json(root / f"seed-{seed}" / "meta.json")["trackers"]["mlflow"]["run_id"] for seed in (0, 1)]
+    finals = [read_json(root / f"seed-{seed}" / "summary.json")["final"]["val_accuracy"] for seed in (0, 1)]
+
+    results = _compare("--runs", str(root.parent), "--out", str(tmp_path / "report"))
+    entries = results["groups"][0]["runs"]
+    assert [entry["trackers"]["mlflow"]["run_id"] for entry in entries] == ids
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "## Tracker runs" in markdown
+    for seed, run_id in enumerate(ids):
+        assert f"- tiny seed {seed}: mlflow run {run_id} (experiment compare-me, {mlflow_store})" in markdown
+    assert f"mlflow run {ids[0]}" in (tmp_path / "report" / "report.html").read_text()
+
+    shutil.rmtree(root / "seed-1")  # read from the store's artefacts and metric histories instead
+    results = _compare("--mlflow-experiment", "compare-me", "--out", str(tmp_path / "from-mlflow"))
+    (group,) = results["groups"]
+    assert group["name"] == "tiny"
+    assert [entry["seed"] for entry in group["runs"]] == [0, 1]
+    assert [entry["status"] for entry in group["runs"]] == ["completed", "completed"]
+    assert [entry["final"]["val_accuracy"] for entry in group["runs"]] == pytest.approx(finals)
+    assert group["runs"][1]["path"] == f"runs:/{ids[1]}"
+    assert group["runs"][1]["trackers"]["mlflow"]["run_id"] == ids[1]
+    assert group["final"]["val_accuracy"]["n"] == 2
+
+
+def test_compare_report_links_to_a_tracker_page(write_run, tmp_path):
+    run_dir = write_run(tmp_path / "runs" / "a" / "seed-0", seed=0, accuracies=[0.5, 0.7])
+    meta = read_json(run_dir / "meta.json")
+    meta["trackers"] = {
+        "wandb": {"run_id": "abc123", "project": "p", "url": "https://wandb.example/team/p/runs/abc123"},
+        "mlflow": {"error": "start: ConnectionError: refused"},
+    }
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    _compare("--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "report"))
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert '<a href="https://wandb.example/team/p/runs/abc123">wandb run abc123 (project p)</a>' in page
+    assert "mlflow: failed (start: ConnectionError: refused)" in page
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "- a seed 0: [wandb run abc123 (project p)](https://wandb.example/team/p/runs/abc123)" in markdown
+
+
+def test_compare_mlflow_experiment_errors(tmp_path, mlflow_store):
+    import argparse
+
+    from cadence.cli import compare_cmd
+    from cadence.errors import ConfigError
+
+    parser = argparse.ArgumentParser()
+    compare_cmd.add_arguments(parser)
+    with pytest.raises(ConfigError, match="no such experiment"):
+        compare_cmd.run(parser.parse_args(["--mlflow-experiment", "nope", "--out", str(tmp_path)]))
+    with pytest.raises(ConfigError, match="only one of them"):
+        compare_cmd.run(parser.parse_args(["--mlflow-experiment", "x", "--runs", str(tmp_path)]))
