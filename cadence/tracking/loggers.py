@@ -329,6 +329,7 @@ class MLflowLogger:
         self._run_dir: Path | None = None
         self._metrics: list[Any] = []
         self._summary: Mapping[str, Any] = {}
+        self._resumed = False
 
     def start(self, run: RunInfo) -> dict[str, Any]:
         require("mlflow", "mlflow", "MLflow logging")
@@ -352,6 +353,7 @@ class MLflowLogger:
             tags["mlflow.source.git.commit"] = str(run.meta["git_revision"])
         tags.update({str(key): str(value) for key, value in self.tags.items()})
         previous = (run.previous or {}).get("run_id")
+        self._resumed = bool(previous)
         if previous:  # a resume continues the same MLflow run
             self.run_id = str(previous)
             self._client.update_run(self.run_id, status="RUNNING")
@@ -375,6 +377,9 @@ class MLflowLogger:
         from mlflow.entities import Param
 
         items = [Param(key, str(value)[:6000]) for key, value in flatten_params(params).items()]
+        if self._resumed:  # MLflow params cannot change: a resumed run adds the new keys only
+            logged = self._client.get_run(self.run_id).data.params
+            items = [item for item in items if item.key not in logged]
         for index in range(0, len(items), 100):  # MLflow's limit per batch
             self._client.log_batch(self.run_id, params=items[index : index + 100])
 
@@ -485,7 +490,7 @@ class WandbLogger:
             "project": self.project,
             "entity": self.entity,
             "mode": self.mode,
-            "url": getattr(self.run, "url", None),
+            "url": None if getattr(self.run, "offline", False) else getattr(self.run, "url", None),
             "dir": str(getattr(self.run, "dir", "") or ""),
         }
 
