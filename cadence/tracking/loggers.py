@@ -246,6 +246,7 @@ class TensorBoardLogger:
     def __init__(self, log_dir: str | Path | None = None) -> None:
         _available("tensorboard", "tensorboard", "TensorBoard logging")
         self.log_dir = Path(log_dir) if log_dir is not None else None
+        self._given_dir = self.log_dir
         self._writer: Any = None
         self._params: dict[str, Any] = {}
         self._summary: Mapping[str, Any] = {}
@@ -254,10 +255,9 @@ class TensorBoardLogger:
         require("tensorboard", "tensorboard", "TensorBoard logging")
         from torch.utils.tensorboard import SummaryWriter
 
-        if self.log_dir is None:
-            if run.run_dir is None:
-                raise ConfigError("the tensorboard logger needs a run_dir or a log_dir")
-            self.log_dir = run.run_dir / "tensorboard"
+        if self._given_dir is None and run.run_dir is None:
+            raise ConfigError("the tensorboard logger needs a run_dir or a log_dir")
+        self.log_dir = self._given_dir if self._given_dir is not None else run.run_dir / "tensorboard"
         self._writer = SummaryWriter(str(self.log_dir))
         return {"log_dir": str(self.log_dir)}
 
