@@ -75,6 +75,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="compare finished run directories instead of running configs (searched recursively)",
     )
+    parser.add_argument(
+        "--mlflow-experiment",
+        default=None,
+        metavar="NAME",
+        help='compare the runs of this MLflow experiment (logged with train.loggers = ["mlflow"])',
+    )
+    parser.add_argument(
+        "--mlflow-uri",
+        default=None,
+        metavar="URI",
+        help="the MLflow tracking store of --mlflow-experiment (default MLFLOW_TRACKING_URI)",
+    )
     parser.add_argument("--title", default="cadence compare", help="report title")
     parser.add_argument("--no-plots", action="store_true", help="write the reports without plots")
     parser.add_argument(
@@ -357,6 +369,15 @@ def _load_job_runs(jobs: Sequence[RunJob]) -> list[RunRecord]:
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
+    experiment = getattr(args, "mlflow_experiment", None)
+    if experiment and (args.runs or args.configs):
+        raise ConfigError("give CONFIG files, --runs DIR or --mlflow-experiment NAME, only one of them")
+    if getattr(args, "mlflow_uri", None) and not experiment:
+        raise ConfigError("--mlflow-uri needs --mlflow-experiment NAME")
+    if experiment:
+        if args.overrides:
+            raise ConfigError("--set applies to runs that compare starts; it cannot change MLflow runs")
+        return
     if args.runs and args.configs:
         raise ConfigError("give CONFIG files to run or --runs DIR to read finished runs, not both")
     if not args.runs and not args.configs:
@@ -394,7 +415,13 @@ def run(args: argparse.Namespace, *, launcher: Launcher | None = None) -> int:
     out = Path(args.out or DEFAULT_OUT)
     order: list[str] | None = None
     failed = 0
-    if args.runs:
+    if getattr(args, "mlflow_experiment", None):
+        from cadence.tracking.mlflow_runs import load_mlflow_runs
+
+        runs = load_mlflow_runs(args.mlflow_experiment, args.mlflow_uri)
+        if target is not None:
+            check_target(target[0], runs)
+    elif args.runs:
         runs = [load_run(path) for path in find_run_dirs(args.runs)]
         if target is not None:
             check_target(target[0], runs)

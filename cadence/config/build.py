@@ -261,6 +261,14 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
         if key not in ("batch_size", "eval_batch_size", "loss", "device")
     }
     trainer_options["device"] = device
+    if train.get("loggers"):  # the trackers, with their [loggers.<name>] options
+        from cadence.tracking.loggers import create_logger
+
+        tables = _table(config, "loggers")
+        trainer_options["loggers"] = [
+            _prefixed(f"loggers.{name}", lambda name=name: create_logger(name, **tables.get(name, {})))
+            for name in train["loggers"]
+        ]
     trainer_options["lr_selection"] = lr_selection_options(config)
     trainer_options["num_classes"] = data.num_classes
     return Experiment(

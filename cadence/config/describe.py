@@ -22,6 +22,7 @@ from cadence.config.schema import (
     CALLBACKS,
     DATA_LOADER_KEYS,
     DISTRIBUTED_KEYS,
+    LOGGER_KEYS,
     LR_SCALING_RULES,
     LR_SELECTION_KEYS,
     LR_SELECTION_SWEEP_KEYS,
@@ -38,6 +39,7 @@ from cadence.errors import ConfigError
 __all__ = [
     "config_reference",
     "dry_run_plan",
+    "logger_defaults",
     "lr_selection_defaults",
     "resolved_config_text",
     "train_defaults",
@@ -67,6 +69,17 @@ _DISTRIBUTED_HELP: dict[str, tuple[str, Any]] = {
 
 def _expected(check: Callable[[Any], str | None]) -> str:
     return check(_NOTHING) or "any value"
+
+
+def logger_defaults(name: str) -> dict[str, Any]:
+    """``[loggers.<name>]`` key -> the logger's default (``None``: unset)."""
+    from cadence.tracking.loggers import LOGGERS
+
+    parameters = inspect.signature(LOGGERS[name]).parameters
+    return {
+        key: None if parameters[key].default is inspect.Parameter.empty else parameters[key].default
+        for key in LOGGER_KEYS[name]
+    }
 
 
 def train_defaults() -> dict[str, Any]:
@@ -161,6 +174,18 @@ def _section_lines(section: str) -> list[str]:
             required, optional = schedule_keys(name)
             keys = ", ".join([*required, *(f"[{key}]" for key in optional)])
             lines.append(f"  {name}: {keys}")
+    elif section == "loggers":
+        from cadence.tracking.loggers import LOGGERS
+
+        lines.append("  [loggers.<name>] tables: options of the trackers that train.loggers lists")
+        for name, keys in LOGGER_KEYS.items():
+            lines.append(
+                f"  [loggers.{name}]  (cadence.tracking.loggers.{LOGGERS[name].__name__}; "
+                f"pip install 'cadence[{name}]')"
+            )
+            defaults = logger_defaults(name)
+            rows = [(key, _expected(check), defaults[key]) for key, check in keys.items()]
+            lines += ["  " + row for row in _rows(rows)]
     elif section == "callbacks":
         lines.append("  [callbacks.<name>] tables; enabled = false turns one off")
         for name, target in CALLBACKS.items():

@@ -4,8 +4,9 @@ Defaults filled in: ``[train]`` (:data:`~cadence.config.schema.TRAIN_DEFAULTS` a
 defaults), ``[data]`` (the dataset loader's defaults and the common options), ``[model]`` (the factory's
 defaults) and ``[optimizer]`` (``name = "sgd"`` and its default ``lr``). So writing a default out in the
 config, or leaving it out, gives the same fingerprint. Settings that cannot change the result (progress
-display, CSV/TensorBoard logging, checkpoint frequency and count, the run's display name, download and cache
-switches) are left out, so changing them never blocks a resume.
+display, CSV/TensorBoard logging, the trackers (``train.loggers`` and ``[loggers]``), checkpoint frequency
+and count, the run's display name, download and cache switches) are left out, so changing them never blocks
+a resume.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ BOOKKEEPING_KEYS = frozenset(
         "train.progress",
         "train.csv",
         "train.tensorboard",
+        "train.loggers",
         "train.checkpoint_every_steps",
         "train.checkpoint_every_epochs",
         "train.keep_checkpoints",
@@ -89,7 +91,9 @@ def config_fingerprint(
     from cadence.tracking.fingerprint import flatten, make_fingerprint
 
     values = {
-        key: value for key, value in flatten(resolved_config(config)).items() if key not in BOOKKEEPING_KEYS
+        key: value
+        for key, value in flatten(resolved_config(config)).items()
+        if key not in BOOKKEEPING_KEYS and not key.startswith("loggers.")
     }
     return make_fingerprint(values, overrides=overrides, data_files=data_files)
 

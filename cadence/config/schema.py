@@ -9,7 +9,17 @@ from typing import Any
 from cadence.errors import ConfigError
 from cadence.train.options import TOML_OPTIONS
 
-SECTIONS = ("data", "model", "optimizer", "schedule", "train", "callbacks", "distributed", "lr_selection")
+SECTIONS = (
+    "data",
+    "model",
+    "optimizer",
+    "schedule",
+    "train",
+    "callbacks",
+    "distributed",
+    "lr_selection",
+    "loggers",
+)
 
 #: Callback names in ``[callbacks.<name>]`` -> "module:Class", imported only when used.
 CALLBACKS: dict[str, str] = {
@@ -129,6 +139,43 @@ LR_SELECTION_KEYS: dict[str, Callable[[Any], str | None]] = {
 }
 #: ``[lr_selection]`` keys that configure the range test rather than the race.
 LR_SELECTION_SWEEP_KEYS = ("start_lr", "end_lr", "num_steps")
+
+
+def _string_table(value: Any) -> str | None:
+    if isinstance(value, Mapping) and all(isinstance(item, str) for item in value.values()):
+        return None
+    return 'a table of strings like { team = "vision" }'
+
+
+def _string_list(value: Any) -> str | None:
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) and item for item in value):
+        return None
+    return "a list of strings"
+
+
+#: ``[loggers.<name>]`` tables: logger name -> key -> check; the keys are the logger's keyword arguments
+#: (:mod:`cadence.tracking.loggers`), a logger's table applies when ``train.loggers`` lists it.
+LOGGER_KEYS: dict[str, dict[str, Callable[[Any], str | None]]] = {
+    "tensorboard": {"log_dir": _string},
+    "mlflow": {
+        "tracking_uri": _string,
+        "experiment": _string,
+        "run_name": _string,
+        "tags": _string_table,
+        "log_artifacts": _boolean,
+        "flush_every": _positive_int,
+    },
+    "wandb": {
+        "project": _string,
+        "entity": _string,
+        "mode": _choice("online", "offline", "disabled"),
+        "dir": _string,
+        "group": _string,
+        "tags": _string_list,
+        "run_name": _string,
+        "log_artifacts": _boolean,
+    },
+}
 
 
 def _hint(key: str, choices: Sequence[str]) -> str:

@@ -9,6 +9,7 @@ from cadence.config.schema import (
     AUGMENT_KEYS,
     CALLBACKS,
     DISTRIBUTED_KEYS,
+    LOGGER_KEYS,
     LR_SCALING_RULES,
     LR_SELECTION_KEYS,
     SCHEDULE_TARGETS,
@@ -81,6 +82,25 @@ def validate_config(config: Mapping[str, Any]) -> None:
             raise _unknown_key("lr_selection", key, list(LR_SELECTION_KEYS))
         if problem := LR_SELECTION_KEYS[key](value):
             raise ConfigError(f"lr_selection.{key} = {_toml_repr(value)}: expected {problem}")
+    listed = train.get("loggers", [])
+    for name, options in _table(config, "loggers").items():
+        if name not in LOGGER_KEYS:
+            raise ConfigError(
+                f"unknown logger [loggers.{name}]{_hint(name, list(LOGGER_KEYS))}; "
+                f"valid loggers: {', '.join(LOGGER_KEYS)}"
+            )
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"[loggers.{name}] must be a table of options, got {options!r}")
+        if name not in listed:
+            raise ConfigError(
+                f"[loggers.{name}] is given but train.loggers does not list {name!r}; "
+                f"add it: loggers = [{', '.join(_toml_repr(item) for item in [*listed, name])}]"
+            )
+        for key, value in options.items():
+            if key not in LOGGER_KEYS[name]:
+                raise _unknown_key(f"loggers.{name}", key, list(LOGGER_KEYS[name]))
+            if problem := LOGGER_KEYS[name][key](value):
+                raise ConfigError(f"loggers.{name}.{key} = {_toml_repr(value)}: expected {problem}")
     callbacks = _table(config, "callbacks")
     for name, options in callbacks.items():
         if name not in CALLBACKS:

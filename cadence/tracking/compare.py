@@ -193,6 +193,8 @@ def compare_runs(
                 "wall_time": run.wall_time,
                 "final": run.final() if run.usable else {},
                 "error": run.error,
+                # the run's runs in experiment trackers (meta.json "trackers"): IDs, URIs, URLs
+                "trackers": dict(run.meta.get("trackers") or {}),
             }
             if target and run.usable:
                 step, seconds = time_to_target(run, *target)

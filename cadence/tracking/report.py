@@ -27,7 +27,7 @@ from cadence.tracking.compare import write_results_json
 from cadence.tracking.records import RunRecord
 from cadence.tracking.tables import format_seconds, table_rows
 
-__all__ = ["render_html", "render_markdown", "write_report"]
+__all__ = ["render_html", "render_markdown", "tracker_links", "write_report"]
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -80,6 +80,41 @@ def _run_rows(comparison: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def tracker_links(comparison: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """``(run, text, url)`` for every tracker run recorded in the compared runs' ``meta.json``.
+
+    ``url`` is the tracker's page for the run when it has one (an MLflow server, W&B online), else None and
+    ``text`` says where the run is (the tracking URI and run ID, the offline directory, the log directory).
+    """
+    links: list[tuple[str, str, str | None]] = []
+    for group in comparison["groups"]:
+        for run in group["runs"]:
+            label = f"{group['name']} seed {'—' if run['seed'] is None else run['seed']}"
+            for name, entry in (run.get("trackers") or {}).items():
+                if not isinstance(entry, dict):
+                    continue
+                url = (
+                    entry.get("url")
+                    if str(entry.get("url") or "").startswith(("http://", "https://"))
+                    else None
+                )
+                if entry.get("error"):
+                    text = f"{name}: failed ({entry['error']})"
+                elif name == "mlflow":
+                    text = f"mlflow run {entry.get('run_id')} (experiment {entry.get('experiment')}, "
+                    text += f"{entry.get('tracking_uri')})"
+                elif name == "wandb":
+                    text = f"wandb run {entry.get('run_id')} (project {entry.get('project')}"
+                    text += f", offline in {entry['dir']})" if not url and entry.get("dir") else ")"
+                elif name == "tensorboard":
+                    text = f"tensorboard --logdir {entry.get('log_dir')}"
+                else:
+                    details = ", ".join(f"{key} {value}" for key, value in entry.items() if key != "url")
+                    text = f"{name}: {details}" if details else name
+                links.append((label, text, url))
+    return links
+
+
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     def clean(cell: str) -> str:
         return str(cell).replace("|", "\\|").replace("\n", " ")
@@ -130,6 +165,11 @@ def render_markdown(
         parts.append("")
     run_header, run_rows = _run_rows(comparison)
     parts += ["## Runs", "", _markdown_table(run_header, run_rows), ""]
+    links = tracker_links(comparison)
+    if links:
+        parts += ["## Tracker runs", ""]
+        parts += [f"- {run}: [{text}]({url})" if url else f"- {run}: {text}" for run, text, url in links]
+        parts.append("")
     schedules = _schedule_lines(comparison)
     if schedules:
         parts += ["## Schedules", ""] + [f"- {name}: `{text}`" for name, text in schedules] + [""]
@@ -175,6 +215,15 @@ def render_html(
         if not row[2].startswith(("completed", "stopped", "stalled"))
     }
     parts += ["<h2>Runs</h2>", _html_table(run_header, run_rows, failed)]
+    links = tracker_links(comparison)
+    if links:  # links to the trackers' pages: followed on a click, nothing is loaded from them
+        parts.append("<h2>Tracker runs</h2><ul>")
+        for run, text, url in links:
+            shown = html.escape(text)
+            if url:
+                shown = f'<a href="{html.escape(url, quote=True)}">{shown}</a>'
+            parts.append(f"<li>{html.escape(run)}: {shown}</li>")
+        parts.append("</ul>")
     schedules = _schedule_lines(comparison)
     if schedules:
         parts.append("<h2>Schedules</h2><ul>")

@@ -19,7 +19,6 @@ step. JSON files are replaced atomically so a reader never sees half a file.
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime
 import json
 import math
@@ -27,7 +26,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,15 +109,20 @@ def environment_meta() -> dict[str, Any]:
 
 
 class RunWriter:
-    """Writes one run directory. With ``enabled=False`` (ranks other than 0) every method does nothing.
+    """Writes one run directory and feeds the run's loggers (see :mod:`cadence.tracking.loggers`).
+
+    Every metric record goes through the :class:`~cadence.tracking.loggers.Logger` calls, to the run
+    directory's records (``metrics.jsonl``, the CSV files: an error there is raised) and to the trackers
+    (TensorBoard, MLflow, W&B, custom loggers: a tracker that raises is switched off with one warning).
 
     Args:
         run_dir: the directory (created if missing).
-        enabled: write files at all.
+        enabled: write files at all (False on ranks other than 0 and without a run directory).
         flush_every: metric records buffered before an append.
         flush_seconds: also append when the oldest buffered record is this old.
         csv: also write ``train.csv`` and ``eval.csv``.
         tensorboard: also write TensorBoard event files under ``run_dir/tensorboard``.
+        loggers: the trackers, called on this process even without files (pass none on ranks other than 0).
     """
 
     def __init__(
@@ -130,7 +134,10 @@ class RunWriter:
         flush_seconds: float = 10.0,
         csv: bool = False,
         tensorboard: bool = False,
+        loggers: Sequence[Any] = (),
     ) -> None:
+        from cadence.tracking.loggers import CsvLogger, JsonlLogger, _Tracker, logger_name, resolve_loggers
+
         self.run_dir = Path(run_dir)
         self.enabled = enabled
         self.flush_every = flush_every
@@ -138,21 +145,30 @@ class RunWriter:
         self.csv = csv
         self.tensorboard = tensorboard
         self.meta: dict[str, Any] = {}
-        self.lines_written = 0
-        self._buffer: list[dict[str, Any]] = []
+        self._pending = 0
         self._last_flush = time.monotonic()
-        self._csv_columns: dict[str, list[str]] = {}
-        self._tensorboard_writer: Any = None
-        if enabled and tensorboard:
-            from cadence.errors import require
-
-            require("tensorboard", "tensorboard", "TensorBoard logging")
+        self._summary: dict[str, Any] = {}
+        self._jsonl = JsonlLogger(self.run_dir / "metrics.jsonl", encode=_encode)
+        self._csv = CsvLogger(self.run_dir) if csv else None
+        #: The run directory's own records: errors propagate.
+        self._records: list[Any] = [self._jsonl, *([self._csv] if self._csv is not None else [])]
+        trackers = resolve_loggers(loggers, tensorboard=tensorboard and enabled)
+        self._trackers = [_Tracker(logger, logger_name(logger)) for logger in trackers]
         if enabled:
             self.run_dir.mkdir(parents=True, exist_ok=True)
 
     @property
     def metrics_path(self) -> Path:
         return self.run_dir / "metrics.jsonl"
+
+    @property
+    def lines_written(self) -> int:
+        return self._jsonl.lines_written
+
+    @property
+    def loggers(self) -> list[Any]:
+        """The trackers still logging (those that raised are left out)."""
+        return [tracker.logger for tracker in self._trackers if tracker.error is None]
 
     def start(
         self,
@@ -161,103 +177,71 @@ class RunWriter:
         *,
         keep_lines: int | None = None,
     ) -> None:
-        """Write ``meta.json`` (status "running") and ``config.toml``; start or continue ``metrics.jsonl``.
+        """Write ``meta.json`` (status "running") and ``config.toml``; start or continue ``metrics.jsonl``;
+        start the trackers and give them the hyperparameters.
 
         ``keep_lines`` (on resume): keep only the first ``keep_lines`` metric records, the ones written
         before the checkpoint being resumed, so the file reads as if the run had never stopped.
         """
+        from cadence.tracking.loggers import RunInfo, flatten_params
+
+        previous_trackers = dict(meta.get("trackers") or {})
         self.meta = {**environment_meta(), **meta, "status": "running", "error": None}
         self.meta.setdefault("started_at", _now())
-        if not self.enabled:
-            return
-        if keep_lines is None:
-            self.metrics_path.write_text("", encoding="utf-8")
-            self.lines_written = 0
-            for name in ("train.csv", "eval.csv"):
-                (self.run_dir / name).unlink(missing_ok=True)
-        else:
-            self._truncate_metrics(keep_lines)
-        if config is not None:
-            from cadence.tracking.toml_writer import dump
+        if self.enabled:
+            kept = self._jsonl.reset(keep_lines)
+            if self._csv is not None:
+                self._csv.reset(kept)
+            if config is not None:
+                from cadence.tracking.toml_writer import dump
 
-            dump(config, self.run_dir / "config.toml")
-        write_json(self.run_dir / "meta.json", self.meta)
-        if self.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+                dump(config, self.run_dir / "config.toml")
+        params = flatten_params(config) if config else _meta_params(self.meta)
+        trackers: dict[str, Any] = {}
+        for tracker in self._trackers:
+            run = RunInfo(
+                run_dir=self.run_dir if self.enabled else None,
+                name=self.meta.get("name"),
+                meta=self.meta,
+                config=config,
+                previous=previous_trackers.get(tracker.name) if keep_lines is not None else None,
+            )
+            reference = tracker.call("start", run)
+            tracker.call("log_hparams", params)
+            tracker.reference = dict(reference or {})
+            trackers[tracker.name] = self._tracker_entry(tracker)
+        self.meta["trackers"] = trackers
+        if self.enabled:
+            write_json(self.run_dir / "meta.json", self.meta)
 
-            self._tensorboard_writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-
-    def _truncate_metrics(self, keep_lines: int) -> None:
-        lines: list[str] = []
-        if self.metrics_path.exists():
-            lines = [
-                line for line in self.metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()
-            ]
-        lines = lines[:keep_lines]
-        self.metrics_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        self.lines_written = len(lines)
-        if self.csv:  # rebuild the CSV files from the kept records
-            for name in ("train.csv", "eval.csv"):
-                (self.run_dir / name).unlink(missing_ok=True)
-            self._write_csv([json.loads(line) for line in lines])
+    @staticmethod
+    def _tracker_entry(tracker: Any) -> dict[str, Any]:
+        return {**tracker.reference, **({"error": tracker.error} if tracker.error else {})}
 
     def log(self, record: dict[str, Any]) -> None:
-        """Buffer one metric record (a flat dict with a "kind")."""
-        if not self.enabled:
-            return
-        self._buffer.append(record)
-        if len(self._buffer) >= self.flush_every or time.monotonic() - self._last_flush > self.flush_seconds:
+        """Pass one metric record (a flat dict with a "kind") to every logger; they may buffer it."""
+        step = int(record.get("step", 0))
+        if self.enabled:
+            for logger in self._records:
+                logger.log_metrics(record, step)
+        for tracker in self._trackers:
+            tracker.call("log_metrics", record, step)
+        self._pending += 1
+        if self._pending >= self.flush_every or time.monotonic() - self._last_flush > self.flush_seconds:
             self.flush()
 
     def flush(self) -> int:
-        """Append buffered records; returns the number of records in ``metrics.jsonl``."""
-        if not self.enabled:
-            return self.lines_written
+        """Append the buffered records and flush the loggers; returns the records in ``metrics.jsonl``."""
         self._last_flush = time.monotonic()
-        if not self._buffer:
+        if not self._pending:
             return self.lines_written
-        records, self._buffer = self._buffer, []
-        text = "".join(json.dumps(_finite(record)) + "\n" for record in records)
-        with self.metrics_path.open("a", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-        self.lines_written += len(records)
-        if self.csv:
-            self._write_csv(records)
-        if self._tensorboard_writer is not None:
-            self._write_tensorboard(records)
+        self._pending = 0
+        if self.enabled:
+            for logger in self._records:
+                logger.flush()
+        for tracker in self._trackers:
+            tracker.call("flush")
         return self.lines_written
-
-    def _write_csv(self, records: list[dict[str, Any]]) -> None:
-        for kind in ("train", "eval"):
-            rows = [record for record in records if record.get("kind") == kind]
-            if not rows:
-                continue
-            path = self.run_dir / f"{kind}.csv"
-            if kind not in self._csv_columns:
-                if path.exists() and path.stat().st_size:
-                    with path.open(encoding="utf-8", newline="") as file:
-                        self._csv_columns[kind] = next(csv.reader(file))
-                else:
-                    self._csv_columns[kind] = [key for key in rows[0] if key != "kind"]
-                    with path.open("w", encoding="utf-8", newline="") as file:
-                        csv.writer(file).writerow(self._csv_columns[kind])
-            columns = self._csv_columns[kind]
-            with path.open("a", encoding="utf-8", newline="") as file:
-                writer = csv.writer(file)
-                for row in rows:
-                    writer.writerow(
-                        ["" if row.get(column) is None else row.get(column) for column in columns]
-                    )
-
-    def _write_tensorboard(self, records: list[dict[str, Any]]) -> None:
-        for record in records:
-            prefix = "train/" if record.get("kind") == "train" else "eval/"
-            for key, value in record.items():
-                if key in ("kind", "step", "time") or not isinstance(value, (int, float)):
-                    continue
-                self._tensorboard_writer.add_scalar(prefix + key, value, record.get("step", 0))
-        self._tensorboard_writer.flush()
 
     def update_meta(self, **fields: Any) -> None:
         """Change fields of ``meta.json`` and rewrite it."""
@@ -267,6 +251,7 @@ class RunWriter:
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         """Write ``summary.json``, keeping ``extra`` entries that callbacks already added to the file."""
+        self._summary = {**summary}
         if not self.enabled:
             return
         path = self.run_dir / "summary.json"
@@ -274,17 +259,47 @@ class RunWriter:
         if path.exists():
             with contextlib.suppress(OSError, ValueError):
                 extra = {**read_json(path).get("extra", {}), **extra}
-        write_json(path, {**summary, "extra": extra})
+        self._summary = {**summary, "extra": extra}
+        write_json(path, self._summary)
 
     def finish(self, status: str, error: str | None = None, wall_time: float | None = None) -> None:
-        """Flush metrics and record the final status in ``meta.json``."""
+        """Flush metrics, record the final status in ``meta.json`` and finish the loggers."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         self.flush()
-        if self._tensorboard_writer is not None:
-            self._tensorboard_writer.close()
-            self._tensorboard_writer = None
+        if self.enabled:
+            for logger in self._records:
+                logger.finish(status)
         self.update_meta(status=status, error=error, finished_at=_now(), wall_time=wall_time)
+        for tracker in self._trackers:
+            tracker.call("log_summary", self._summary)
+            tracker.call("finish", status)
+        entries = {tracker.name: self._tracker_entry(tracker) for tracker in self._trackers}
+        if entries != self.meta.get("trackers", {}):
+            self.update_meta(trackers=entries)  # meta.json says which tracker failed, and where
+
+
+def _encode(record: Mapping[str, Any]) -> str:
+    return json.dumps(_finite(record))
+
+
+def _meta_params(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyperparameters of a run not made from a config: what ``meta.json`` says about its settings."""
+    keys = (
+        "seed",
+        "total_steps",
+        "steps_per_epoch",
+        "accumulation_steps",
+        "precision",
+        "grad_clip",
+        "label_smoothing",
+        "world_size",
+        "schedules",
+        "callbacks",
+    )
+    from cadence.tracking.loggers import flatten_params
+
+    return flatten_params({key: meta[key] for key in keys if key in meta and meta[key] is not None})
 
 
 def _now() -> str:

@@ -79,6 +79,16 @@ def _toml_repr(value: Any) -> str:
     return repr(value)
 
 
+def logger_names(value: Any) -> str | None:
+    """A list of tracker names, each at most once."""
+    from cadence.tracking.loggers import LOGGER_NAMES
+
+    expected = "a list of logger names from " + ", ".join(_toml_repr(name) for name in LOGGER_NAMES)
+    if not isinstance(value, (list, tuple)) or any(name not in LOGGER_NAMES for name in value):
+        return expected
+    return None if len(set(value)) == len(value) else expected + ", each at most once"
+
+
 def _precision_modes() -> tuple[str, ...]:
     from cadence.precision import PRECISION_MODES
 
@@ -109,6 +119,7 @@ TOML_OPTIONS: dict[str, Callable[[Any], str | None]] = {
     "cudnn_benchmark": boolean,
     "csv": boolean,
     "tensorboard": boolean,
+    "loggers": logger_names,
     "name": string,
 }
 

@@ -116,7 +116,7 @@ def open_run(
     *,
     config: Mapping[str, Any] | None,
     csv: bool,
-    tensorboard: bool,
+    loggers: Sequence[Any] = (),
     name: str | None,
     schedules: Mapping[str, Any],
     batches_per_epoch: int,
@@ -127,13 +127,14 @@ def open_run(
     fingerprint: Mapping[str, Any] | None = None,
     backend: Mapping[str, Any] | None = None,
 ) -> RunWriter:
-    """The run directory's writer, started; a resume (``saved``) keeps the first start time and metrics."""
+    """The run directory's writer, started; a resume (``saved``) keeps the first start time and metrics,
+    and the trackers continue their runs. Only the main process passes metrics to the ``loggers``."""
     run_dir = state.run_dir
     writer = RunWriter(
         run_dir if run_dir is not None else Path("."),
         enabled=run_dir is not None and state.is_main_process,
         csv=csv,
-        tensorboard=tensorboard,
+        loggers=loggers if state.is_main_process else (),
     )
     meta = run_meta(
         state,
@@ -149,7 +150,9 @@ def open_run(
         backend=backend,
     )
     if saved is not None and writer.enabled and run_dir is not None and (run_dir / "meta.json").exists():
-        meta["started_at"] = read_json(run_dir / "meta.json").get("started_at")
+        before = read_json(run_dir / "meta.json")
+        meta["started_at"] = before.get("started_at")
+        meta["trackers"] = before.get("trackers") or {}
     keep = saved["trainer"].get("metrics_lines") if saved is not None else None
     writer.start(meta, config, keep_lines=keep)
     return writer

@@ -19,6 +19,7 @@ from cadence.errors import ConfigError, DivergenceError
 from cadence.freezing import drop_gradients_
 from cadence.hyperparams import HyperparamPipeline, ScheduleOrValue
 from cadence.precision import Precision
+from cadence.tracking.loggers import Logger, resolve_loggers
 from cadence.train import checkpoint as checkpoints
 from cadence.train import records
 from cadence.train.callback import Callback, hook_table
@@ -140,6 +141,9 @@ class Trainer:
     keep ``requires_grad`` and lose their gradients before each update, see docs/freezeout.md). ``tf32`` and
     ``cudnn_benchmark`` set the CUDA backends' switches (no effect elsewhere);
     ``meta.json`` records all three under ``"backend"``.
+    ``loggers`` are experiment trackers (:mod:`cadence.tracking.loggers`): names (``"tensorboard"``,
+    ``"mlflow"``, ``"wandb"``) or objects with ``log_hparams``, ``log_metrics`` and ``finish``; only rank 0
+    calls them, and one that raises is switched off with a warning while training goes on.
     Under ``torch.distributed`` (world size > 1) the model is wrapped in DDP, logged metrics are averaged over
     processes and only rank 0 writes files; ``timeout_s`` bounds every collective when the Trainer creates the
     process group (a rank that does not arrive raises :class:`~cadence.distributed.CollectiveTimeoutError`
@@ -182,6 +186,7 @@ class Trainer:
         name: str | None = None,
         csv: bool = False,
         tensorboard: bool = False,
+        loggers: Sequence[Logger | str] | None = None,
         lr_selection: Mapping[str, Any] | None = None,
         fingerprint: Mapping[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
@@ -252,7 +257,8 @@ class Trainer:
         self.state: TrainState | None = None
         self.lr_selection = dict(lr_selection or {})
         self._log_csv = csv
-        self._tensorboard = tensorboard
+        #: The trackers (``loggers`` with names resolved; ``tensorboard=True`` adds a TensorBoard logger).
+        self.loggers = resolve_loggers(loggers, tensorboard=tensorboard)
         self._prepared = False
         self._sharded = False
         #: How the last ``fit`` ended: "completed", "stopped", "stalled" or "diverged" (None before).
@@ -538,7 +544,7 @@ class Trainer:
             saved,
             config=self.config,
             csv=self._log_csv,
-            tensorboard=self._tensorboard,
+            loggers=self.loggers,
             name=self.name,
             schedules=self.schedules,
             batches_per_epoch=self._batches_per_epoch,
