@@ -118,14 +118,41 @@ def refine(entries: list[RaceEntry]) -> tuple[float, str]:
     )
 
 
-def _top_of_bracket(sweep: LRFinderResult) -> float:
-    """The LR at the lowest smoothed loss of the sweep (where the loss stops falling)."""
-    pairs = [(loss, lr) for lr, loss in zip(sweep.lrs, sweep.smoothed_losses) if math.isfinite(loss)]
-    if not pairs:
+#: The sweep "clearly fell" when its lowest smoothed loss is below this fraction of the starting level (the
+#: same test as the finder's trust verdict); otherwise the minimum is noise and cannot top the bracket.
+CLEAR_FALL = 0.98
+#: With no clear fall, the top of the bracket is just below the LR from which the smoothed loss stays above
+#: the starting level by more than this fraction: the edge where training starts to become unstable.
+EDGE_RISE = 0.005
+
+
+def _top_of_bracket(sweep: LRFinderResult) -> tuple[float, str]:
+    """The top of the race's ladder and how it was found.
+
+    Normally the LR at the lowest smoothed loss (where the loss stops falling). When the loss never clearly
+    fell during the sweep (models that need more than the sweep's steps to leave their initial plateau), the
+    position of that minimum is noise and can sit at the very start of the sweep; the top is then the last
+    LR before the divergence edge, the point from which the smoothed loss stays above its starting level.
+    """
+    points = [(lr, loss) for lr, loss in zip(sweep.lrs, sweep.smoothed_losses) if math.isfinite(loss)]
+    if not points:
         raise ConfigError(
             "max_lr='auto': the LR range test produced no finite loss; give max_lr a number or lower start_lr"
         )
-    return float(min(pairs)[1])
+    lowest_lr, lowest = min(points, key=lambda point: (point[1], point[0]))
+    start = float(np.median([loss for _, loss in points[: max(3, len(points) // 10)]]))
+    if lowest < CLEAR_FALL * start:
+        return float(lowest_lr), f"lowest sweep loss at {lowest_lr:.3g}"
+    threshold = start * (1 + EDGE_RISE)
+    finite = [loss for _, loss in points]
+    for index in range(1, len(points)):
+        if all(loss > threshold for loss in finite[index:]):
+            edge = points[index - 1][0]
+            return float(edge), (
+                f"the sweep's loss never clearly fell, so the bracket ends below the divergence edge at "
+                f"{points[index][0]:.3g}"
+            )
+    return float(points[-1][0]), "the sweep's loss neither fell nor diverged: the bracket ends at its last LR"
 
 
 def select_lr(
@@ -202,11 +229,11 @@ def select_lr(
             reason = f"the range test's {rule} suggestion (no race)"
             ladder, entries, race_steps = [], [], 0
         else:
-            top = _top_of_bracket(sweep)
+            top, bracket = _top_of_bracket(sweep)
             ladder = candidate_ladder(top, candidates)
             say(
-                f"LR race: {candidates} candidates {ladder[0]:.3g} .. {ladder[-1]:.3g} (lowest sweep loss at "
-                f"{top:.3g}), budget {budget:g} x {total_steps} steps"
+                f"LR race: {candidates} candidates {ladder[0]:.3g} .. {ladder[-1]:.3g} ({bracket}), "
+                f"budget {budget:g} x {total_steps} steps"
             )
             entries = _race(
                 model,
@@ -233,7 +260,9 @@ def select_lr(
                     "max_lr a number"
                 )
             value, why = refine(finalists) if refine_vertex else (best.lr, "lowest validation loss")
-            reason = f"{why}; {len(finalists)} finalists of {candidates} candidates"
+            reason = f"{why}; {len(finalists)} finalists of {candidates} candidates ({bracket})"
+            if all(entry.status == "stalled" for entry in entries if entry.round == 0):
+                reason += "; every candidate stalled: the bracket may be too low, check the curve"
     finally:
         restore_rng_state(rng)
     value = float(distributed.broadcast_object(value))
