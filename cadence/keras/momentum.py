@@ -77,7 +77,7 @@ class MomentumScheduler(keras.callbacks.Callback):
             for name in names:
                 if isinstance(getattr(candidate, name, None), int | float):
                     return candidate, name
-        wanted = f"a {self.attribute!r} attribute" if self.attribute else "a momentum or beta_1 attribute"
+        wanted = f"{self.attribute!r} attribute" if self.attribute else "momentum or beta_1 attribute"
         raise ValueError(
             f"MomentumScheduler cannot schedule {type(optimizer).__name__}: it has no {wanted}. "
             f"Allowed: {_allowed()}"
