@@ -97,6 +97,18 @@ def test_config_round_trip() -> None:
         restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
         assert type(restored) is type(schedule)
         np.testing.assert_allclose(values(restored), values(schedule), rtol=0)
+    # the config TensorFlow Addons wrote (no name) loads too
+    tfa_config = {
+        "initial_learning_rate": LOW,
+        "maximal_learning_rate": HIGH,
+        "step_size": 20,
+        "scale_mode": "cycle",
+    }
+    np.testing.assert_allclose(
+        values(Triangular2CyclicalLearningRate.from_config(tfa_config)),
+        values(Triangular2CyclicalLearningRate(LOW, HIGH, 20)),
+        rtol=0,
+    )
     assert ExponentialCyclicalLearningRate(LOW, HIGH, 20, gamma=0.99).get_config() == {
         "initial_learning_rate": LOW,
         "maximal_learning_rate": HIGH,
