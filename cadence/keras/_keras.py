@@ -6,7 +6,9 @@ from cadence.errors import MissingDependencyError
 
 try:
     import keras
-except ModuleNotFoundError as error:  # pragma: no cover - exercised only without the extra
+except ModuleNotFoundError as error:
+    if error.name != "keras":  # Keras is there but its backend is not (e.g. KERAS_BACKEND=jax without jax)
+        raise
     raise MissingDependencyError("cadence.keras needs Keras 3: pip install 'cadence[keras]'") from error
 
 __all__ = ["keras"]

@@ -36,10 +36,13 @@ class MomentumScheduler(keras.callbacks.Callback):
     callable ``step -> float`` with values in [0, 1]. ``attribute`` picks ``"momentum"`` or ``"beta_1"``
     (default: whichever the optimizer has). A ``LossScaleOptimizer`` is looked through to its inner optimizer.
 
-    Keras reads a callable ``beta_1`` as a constant (``Invalid dtype: object``), which is why this is a
-    callback. With the torch backend the new value takes effect at once; with JAX or TensorFlow the train step
-    is compiled with the value it was traced with, so those backends need ``model.compile(run_eagerly=True)``
-    (a warning says so).
+    Keras optimizers take no callable ``beta_1`` (it fails with ``Invalid dtype: object``), which is why
+    this is a callback. With the torch backend the new value takes effect at once; with JAX or TensorFlow the
+    train step is compiled with the value it was traced with, so those backends need
+    ``model.compile(run_eagerly=True)`` (a warning says so). With ``steps_per_execution=k`` Keras calls
+    callbacks once per ``k`` steps, so the value changes every ``k`` steps. With
+    ``gradient_accumulation_steps`` Keras gives a ``LearningRateSchedule`` the count of batches while
+    ``iterations`` counts updates; this callback follows ``iterations``.
     """
 
     def __init__(
