@@ -96,9 +96,12 @@ def test_gpu_check_smoke_on_the_cpu(tmp_path: Path) -> None:
         ("transformer", "bf16"),
     ]
     for row in record["rows"]:
-        assert row["flops_per_step"] > 0 and row["plain_rate"] > 0 and row["trainer_rate"] > 0
+        assert row["flops_per_step"] > 0
+        assert row["plain_rate"] > 0
+        assert row["trainer_rate"] > 0
         assert row["ratio"] == pytest.approx(row["trainer_seconds_per_step"] / row["plain_seconds_per_step"])
-        assert row["mfu"] is None and row["syncs"] is None  # no GPU: no peak to compare with, no CUDA syncs
+        assert row["mfu"] is None
+        assert row["syncs"] is None
     assert "| transformer | bf16 |" in output
 
 
