@@ -121,9 +121,11 @@ def refine(entries: list[RaceEntry]) -> tuple[float, str]:
 #: The sweep "clearly fell" when its lowest smoothed loss is below this fraction of the starting level (the
 #: same test as the finder's trust verdict); otherwise the minimum is noise and cannot top the bracket.
 CLEAR_FALL = 0.98
-#: With no clear fall, the top of the bracket is just below the LR from which the smoothed loss stays above
-#: the starting level by more than this fraction: the edge where training starts to become unstable.
+#: With no clear fall, the divergence edge is the LR from which the smoothed loss stays above the starting
+#: level by more than this fraction, and the top of the bracket is one octave (``EDGE_BACKOFF``) below it:
+#: a rising sweep reaches a higher LR than a whole run at its peak survives.
 EDGE_RISE = 0.005
+EDGE_BACKOFF = 2.0
 
 
 def _top_of_bracket(sweep: LRFinderResult) -> tuple[float, str]:
@@ -132,7 +134,8 @@ def _top_of_bracket(sweep: LRFinderResult) -> tuple[float, str]:
     Normally the LR at the lowest smoothed loss (where the loss stops falling). When the loss never clearly
     fell during the sweep (models that need more than the sweep's steps to leave their initial plateau), the
     position of that minimum is noise and can sit at the very start of the sweep; the top is then the last
-    LR before the divergence edge, the point from which the smoothed loss stays above its starting level.
+    divergence edge (the point from which the smoothed loss stays above its starting level) over
+    ``EDGE_BACKOFF``.
     """
     points = [(lr, loss) for lr, loss in zip(sweep.lrs, sweep.smoothed_losses) if math.isfinite(loss)]
     if not points:
@@ -147,10 +150,10 @@ def _top_of_bracket(sweep: LRFinderResult) -> tuple[float, str]:
     finite = [loss for _, loss in points]
     for index in range(1, len(points)):
         if all(loss > threshold for loss in finite[index:]):
-            edge = points[index - 1][0]
-            return float(edge), (
-                f"the sweep's loss never clearly fell, so the bracket ends below the divergence edge at "
-                f"{points[index][0]:.3g}"
+            edge = points[index][0]
+            return float(edge / EDGE_BACKOFF), (
+                f"the sweep's loss never clearly fell, so the bracket ends an octave below its divergence "
+                f"edge at {edge:.3g}"
             )
     return float(points[-1][0]), "the sweep's loss neither fell nor diverged: the bracket ends at its last LR"
 
