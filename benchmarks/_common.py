@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,17 @@ def keep_result(results: list[dict], result: dict, output: Path) -> None:
     print(json.dumps(result), flush=True)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+
+
+def rerender(output: Path, render: Callable[[list[dict]], str]) -> None:
+    """Rewrite the markdown ``output`` from its ``.json`` results, keeping the original run's date line."""
+    results = json.loads(output.with_suffix(".json").read_text())
+    previous = output.read_text().splitlines() if output.exists() else []
+    date = next((line for line in previous if line.startswith("- date:")), None)
+    lines = render(results).splitlines()
+    if date is not None:
+        lines = [date if line.startswith("- date:") else line for line in lines]
+    write_markdown("\n".join(lines) + "\n", output)
 
 
 def write_markdown(report: str, output: Path) -> None:

@@ -45,6 +45,7 @@ from _common import (
     format_mean_std,
     keep_result,
     report_header,
+    rerender,
     significance,
     start,
     write_markdown,
@@ -214,10 +215,11 @@ def write_report(results: list[dict], args: argparse.Namespace, started: str, wa
         compared = [(key, label) for key, label, _ in methods(counts) if key in ("ema", "swa")]
         compared += [(f"snapshot{count}", f"M = {count} snapshot ensemble") for count in counts]
         for key, label in compared:
-            for metric, name in (("accuracy", "accuracy"), ("nll", "loss"), ("ece", "calibration_error")):
-                values = [row[key][metric] for row in rows]
-                baseline = [row["cosine"][metric] for row in rows]
-                statement = significance(values, baseline, f"{label}, {metric}", "single model", name)
+            for metric, name, scale in (("accuracy", "accuracy", 1), ("nll", "loss", 1), ("ece", "calibration_error", 100)):
+                values = [scale * row[key][metric] for row in rows]
+                baseline = [scale * row["cosine"][metric] for row in rows]
+                title = f"{label}, {metric}" + (" (points)" if scale == 100 else "")
+                statement = significance(values, baseline, title, "single model", name)
                 lines.append(f"- {statement}")
         lines.append("")
     return "\n".join(lines) + "\n"
@@ -231,7 +233,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per dataset (default: 5 and 3)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 100 and 30)")
     parser.add_argument("--output", type=Path, default=RESULTS / "ensembles.md")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from the .json")
     args = parser.parse_args()
+    if args.report_only:
+        rerender(args.output, lambda results: write_report(results, args, "", 0.0))
+        return
     started, begin = start()
     results = []
     for dataset in args.datasets:

@@ -36,6 +36,7 @@ from _common import (
     format_mean_std,
     keep_result,
     report_header,
+    rerender,
     significance,
     start,
     write_markdown,
@@ -145,11 +146,12 @@ def write_report(results: list[dict], args: argparse.Namespace, started: str, wa
             chosen = sorted((row for row in rows if row["variant"] == name), key=lambda row: row["seed"])
             if not chosen or not none:
                 continue
-            for metric, kind in (("accuracy", "accuracy"), ("nll", "loss"), ("ece", "calibration_error")):
+            for metric, kind, scale in (("accuracy", "accuracy", 1), ("nll", "loss", 1), ("ece", "calibration_error", 100)):
+                title = f"{name}, {metric}" + (" (points)" if scale == 100 else "")
                 statement = significance(
-                    [row[metric] for row in chosen],
-                    [row[metric] for row in none],
-                    f"{name}, {metric}",
+                    [scale * row[metric] for row in chosen],
+                    [scale * row[metric] for row in none],
+                    title,
                     "none",
                     kind,
                 )
@@ -165,7 +167,11 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 80 and 30)")
     parser.add_argument("--output", type=Path, default=RESULTS / "regularization_effects.md")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from the .json")
     args = parser.parse_args()
+    if args.report_only:
+        rerender(args.output, lambda results: write_report(results, args, "", 0.0))
+        return
     started, begin = start()
     results = []
     for dataset in args.datasets:
