@@ -119,43 +119,56 @@ def refine(entries: list[RaceEntry]) -> tuple[float, str]:
 
 
 #: The sweep "clearly fell" when its lowest smoothed loss is below this fraction of the starting level (the
-#: same test as the finder's trust verdict); otherwise the minimum is noise and cannot top the bracket.
+#: same test as the finder's trust verdict).
 CLEAR_FALL = 0.98
-#: With no clear fall, the divergence edge is the LR from which the smoothed loss stays above the starting
-#: level by more than this fraction, and the top of the bracket is one octave (``EDGE_BACKOFF``) below it:
-#: a rising sweep reaches a higher LR than a whole run at its peak survives.
+#: The divergence edge is the LR from which the smoothed loss stays above the starting level by more than
+#: this fraction; the fallback bracket tops one octave (``EDGE_BACKOFF``) below it: a rising sweep reaches a
+#: higher LR than a whole run at its peak survives.
 EDGE_RISE = 0.005
 EDGE_BACKOFF = 2.0
 
 
-def _top_of_bracket(sweep: LRFinderResult) -> tuple[float, str]:
-    """The top of the race's ladder and how it was found.
-
-    Normally the LR at the lowest smoothed loss (where the loss stops falling). When the loss never clearly
-    fell during the sweep (models that need more than the sweep's steps to leave their initial plateau), the
-    position of that minimum is noise and can sit at the very start of the sweep; the top is then the last
-    divergence edge (the point from which the smoothed loss stays above its starting level) over
-    ``EDGE_BACKOFF``.
-    """
+def _finite_points(sweep: LRFinderResult) -> list[tuple[float, float]]:
     points = [(lr, loss) for lr, loss in zip(sweep.lrs, sweep.smoothed_losses) if math.isfinite(loss)]
     if not points:
         raise ConfigError(
             "max_lr='auto': the LR range test produced no finite loss; give max_lr a number or lower start_lr"
         )
-    lowest_lr, lowest = min(points, key=lambda point: (point[1], point[0]))
+    return points
+
+
+def _top_of_bracket(sweep: LRFinderResult) -> tuple[float, str]:
+    """The top of the race's ladder: the LR at the lowest smoothed loss (where the loss stops falling)."""
+    lowest_lr, _ = min(_finite_points(sweep), key=lambda point: (point[1], point[0]))
+    return float(lowest_lr), f"lowest sweep loss at {lowest_lr:.3g}"
+
+
+def _edge_of_bracket(sweep: LRFinderResult) -> tuple[float, str] | None:
+    """The fallback top when every candidate below the sweep's minimum stalled: one octave below the
+    divergence edge, or ``None`` when the sweep's loss clearly fell (its minimum then means what it says).
+
+    A model that needs more than the sweep's updates to leave its initial plateau gives a flat sweep whose
+    lowest point is noise and can be its very first LR (seen on Fashion-MNIST cnn28 with SGD: a ladder of
+    6e-8 .. 1e-6, every candidate at chance); the edge, where the loss leaves its level for good, is then
+    the one feature of the curve that carries information.
+    """
+    points = _finite_points(sweep)
     start = float(np.median([loss for _, loss in points[: max(3, len(points) // 10)]]))
-    if lowest < CLEAR_FALL * start:
-        return float(lowest_lr), f"lowest sweep loss at {lowest_lr:.3g}"
+    if min(loss for _, loss in points) < CLEAR_FALL * start:
+        return None
     threshold = start * (1 + EDGE_RISE)
-    finite = [loss for _, loss in points]
+    losses = [loss for _, loss in points]
     for index in range(1, len(points)):
-        if all(loss > threshold for loss in finite[index:]):
+        if all(loss > threshold for loss in losses[index:]):
             edge = points[index][0]
             return float(edge / EDGE_BACKOFF), (
-                f"the sweep's loss never clearly fell, so the bracket ends an octave below its divergence "
-                f"edge at {edge:.3g}"
+                f"every candidate below the flat sweep's minimum stalled, so the bracket was moved to an "
+                f"octave below the sweep's divergence edge at {edge:.3g}"
             )
-    return float(points[-1][0]), "the sweep's loss neither fell nor diverged: the bracket ends at its last LR"
+    return float(points[-1][0]), (
+        "every candidate below the flat sweep's minimum stalled, and the sweep never diverged: the bracket "
+        "was moved to end at its last LR"
+    )
 
 
 def select_lr(
@@ -254,6 +267,27 @@ def select_lr(
                 say=say,
             )
             race_steps = sum(entry.steps for entry in entries)
+            fallback = _edge_of_bracket(sweep) if _all_stalled(entries) else None
+            if fallback is not None and fallback[0] > 2 * top:
+                top, bracket = fallback
+                ladder = candidate_ladder(top, candidates)
+                say(f"LR race: {bracket}; racing {ladder[0]:.3g} .. {ladder[-1]:.3g} again")
+                entries = _race(
+                    model,
+                    optimizer,
+                    loss_fn,
+                    train_part,
+                    val_part,
+                    schedules,
+                    callbacks,
+                    options,
+                    ladder=ladder,
+                    total_steps=total_steps,
+                    budget_steps=int(budget * total_steps),
+                    seed=seed,
+                    say=say,
+                )
+                race_steps += sum(entry.steps for entry in entries)
             final_round = max(entry.round for entry in entries)
             finalists = [entry for entry in entries if entry.round == final_round]
             best = min(finalists, key=lambda entry: (entry.score, entry.lr))
@@ -264,7 +298,7 @@ def select_lr(
                 )
             value, why = refine(finalists) if refine_vertex else (best.lr, "lowest validation loss")
             reason = f"{why}; {len(finalists)} finalists of {candidates} candidates ({bracket})"
-            if all(entry.status == "stalled" for entry in entries if entry.round == 0):
+            if _all_stalled(entries):
                 reason += "; every candidate stalled: the bracket may be too low, check the curve"
     finally:
         restore_rng_state(rng)
@@ -290,6 +324,11 @@ def select_lr(
             "sweep": {**SWEEP_DEFAULTS, **dict(sweep_options or {})},
         },
     )
+
+
+def _all_stalled(entries: list[RaceEntry]) -> bool:
+    first = [entry for entry in entries if entry.round == 0]
+    return bool(first) and all(entry.status == "stalled" for entry in first)
 
 
 def _copies(model: nn.Module, optimizer: torch.optim.Optimizer, callbacks: list[Any] | None):

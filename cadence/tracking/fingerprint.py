@@ -33,6 +33,11 @@ __all__ = [
 FINGERPRINT_VERSION = 1
 _DATA_PREFIX = "data_files."
 
+#: Keys added to fingerprints by later versions, with the value that does what older versions did. A run
+#: recorded before a key existed matches a fingerprint that has the key at this value, so upgrading cadence
+#: neither makes finished runs stale (``cadence compare`` would train them again) nor refuses a resume.
+ADDED_KEYS: dict[str, Any] = {"train.tf32": False, "train.cudnn_benchmark": False}
+
 
 def _plain(value: Any) -> Any:
     # Tuples become lists and unknown objects their repr, so a value compares equal after a JSON round trip.
@@ -95,6 +100,10 @@ def fingerprint_differences(
     keys = sorted(set(before) | set(after))
     if not data:
         keys = [key for key in keys if not key.startswith(_DATA_PREFIX)]
+    for key, value in ADDED_KEYS.items():
+        if (key in before) != (key in after):
+            before.setdefault(key, value)
+            after.setdefault(key, value)
     return [key for key in keys if before.get(key, "<unset>") != after.get(key, "<unset>")]
 
 

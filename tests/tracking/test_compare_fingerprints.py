@@ -176,3 +176,16 @@ def test_end_to_end_an_edited_config_is_run_again(config, tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["groups"][0]["runs"][0]["steps"] == 6  # 2 epochs of 3 steps, not the old 3
     assert sys.executable  # the runs are real `python -m cadence train` processes
+
+
+def test_a_key_added_by_a_later_version_at_its_old_behaviour_is_not_a_change():
+    from cadence.tracking.fingerprint import fingerprint_differences, make_fingerprint
+
+    older = make_fingerprint({"train.seed": 0, "train.epochs": 3})  # recorded before tf32 existed
+    newer = make_fingerprint(
+        {"train.seed": 0, "train.epochs": 3, "train.tf32": False, "train.cudnn_benchmark": False}
+    )
+    assert fingerprint_differences(older, newer) == []
+    assert fingerprint_differences(newer, older) == []
+    turned_on = make_fingerprint({"train.seed": 0, "train.epochs": 3, "train.tf32": True})
+    assert fingerprint_differences(older, turned_on) == ["train.tf32"]
