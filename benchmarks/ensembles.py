@@ -171,6 +171,10 @@ def methods(counts: list[int]) -> list[tuple[str, str, int]]:
     return rows
 
 
+#: (result key, metric name for the test's direction, scale): ECE differences in points; lower is better.
+COMPARED_METRICS = (("accuracy", "accuracy", 1), ("nll", "loss", 1), ("ece", "calibration_error", 100))
+
+
 def write_report(results: list[dict], args: argparse.Namespace, started: str, wall: float) -> str:
     lines = [
         "# Snapshot ensembles, SWA and EMA vs one cosine run (same optimizer steps)",
@@ -215,7 +219,7 @@ def write_report(results: list[dict], args: argparse.Namespace, started: str, wa
         compared = [(key, label) for key, label, _ in methods(counts) if key in ("ema", "swa")]
         compared += [(f"snapshot{count}", f"M = {count} snapshot ensemble") for count in counts]
         for key, label in compared:
-            for metric, name, scale in (("accuracy", "accuracy", 1), ("nll", "loss", 1), ("ece", "calibration_error", 100)):
+            for metric, name, scale in COMPARED_METRICS:
                 values = [scale * row[key][metric] for row in rows]
                 baseline = [scale * row["cosine"][metric] for row in rows]
                 title = f"{label}, {metric}" + (" (points)" if scale == 100 else "")

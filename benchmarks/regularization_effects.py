@@ -100,6 +100,10 @@ def run(setup: dict, data, seed: int, epochs: int, variant: dict) -> dict:
     }
 
 
+#: (result key, metric name for the test's direction, scale): ECE differences in points; lower is better.
+COMPARED_METRICS = (("accuracy", "accuracy", 1), ("nll", "loss", 1), ("ece", "calibration_error", 100))
+
+
 def write_report(results: list[dict], args: argparse.Namespace, started: str, wall: float) -> str:
     lines = [
         "# Label smoothing and mixup vs none (same budget)",
@@ -146,7 +150,7 @@ def write_report(results: list[dict], args: argparse.Namespace, started: str, wa
             chosen = sorted((row for row in rows if row["variant"] == name), key=lambda row: row["seed"])
             if not chosen or not none:
                 continue
-            for metric, kind, scale in (("accuracy", "accuracy", 1), ("nll", "loss", 1), ("ece", "calibration_error", 100)):
+            for metric, kind, scale in COMPARED_METRICS:
                 title = f"{name}, {metric}" + (" (points)" if scale == 100 else "")
                 statement = significance(
                     [scale * row[metric] for row in chosen],
