@@ -13,7 +13,9 @@ few learning rates trains best *with the run's own schedule*?
    by the loss on a validation split carved from the training data (never the test set); the better half goes
    on to a round with twice the steps. Each round costs the same, so the whole race costs ``budget`` times one
    training run.
-4. The last round has three finalists; when the best lies between the other two, ``max_lr`` is the vertex
+4. When every first-round candidate stalled after a flat sweep (the minimum was noise), the race runs once
+   more with the ladder an octave below the sweep's divergence edge (:func:`_edge_of_bracket`).
+5. The last round has three finalists; when the best lies between the other two, ``max_lr`` is the vertex
    of the parabola through their validation losses (in ``log2 lr``, at most half an octave from the best),
    else the best itself. Every candidate's result is recorded (``lr_selection.json``).
 
