@@ -587,13 +587,14 @@ class Trainer:
         state.wall_time = time.perf_counter() - self._time_origin
         summary = records.fit_summary(state, status, self._best)
         self._writer.flush()
-        self._writer.write_summary(summary)  # before on_fit_end, so callbacks can add to "extra"
+        self._writer.write_summary(summary)  # before on_fit_end: a failing callback leaves a summary
         try:
             if call_end:
                 self._call("on_fit_end", state)
         finally:
             state.wall_time = time.perf_counter() - self._time_origin
-            self._writer.write_summary({**summary, "wall_time": state.wall_time})
+            extra = {**summary["extra"], **state.summary_extra}  # what the callbacks reported
+            self._writer.write_summary({**summary, "wall_time": state.wall_time, "extra": extra})
             self._writer.finish(status, error, wall_time=state.wall_time)
 
     # ------------------------------------------------------------------ pieces of the loop
