@@ -25,7 +25,7 @@ from cadence.train import records
 from cadence.train.callback import Callback, hook_table
 from cadence.train.compiling import CompileOption, apply_backend_settings, compile_arguments
 from cadence.train.evaluation import accuracy, evaluate_model
-from cadence.train.options import check_options
+from cadence.train.options import TrainerOptions, check_options
 from cadence.train.resume import (
     checkpoint_payload,
     epoch_iterator,
@@ -147,7 +147,8 @@ class Trainer:
     Under ``torch.distributed`` (world size > 1) the model is wrapped in DDP, logged metrics are averaged over
     processes and only rank 0 writes files; ``timeout_s`` bounds every collective when the Trainer creates the
     process group (a rank that does not arrive raises :class:`~cadence.distributed.CollectiveTimeoutError`
-    on the others, naming it where it can).
+    on the others, naming it where it can). ``options`` gives the TOML-settable keywords as one
+    :class:`~cadence.train.options.TrainerOptions`; each keyword is given at most one way.
     """
 
     def __init__(
@@ -191,7 +192,14 @@ class Trainer:
         fingerprint: Mapping[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
         timeout_s: float | None = None,
+        options: TrainerOptions | None = None,
     ) -> None:
+        if options is not None:  # the TOML-settable keywords as one value: merged into the keywords
+            arguments = {
+                key: value for key, value in locals().items() if key not in ("self", "options", "__class__")
+            }
+            Trainer.__init__(self, **options.merged_with(arguments))
+            return
         callbacks = list(callbacks)
         check_options(
             loss_fn=loss_fn,
