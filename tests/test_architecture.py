@@ -39,6 +39,8 @@ NEVER: dict[str, tuple[str, ...]] = {
     "train": ("callbacks", "config", "cli"),
     "callbacks": ("config", "cli"),
     "integrations": ("config", "cli"),
+    # The run records sit below the loop: the config layer and the CLI hand them what they need to know.
+    "tracking": ("train", "callbacks", "config", "cli", "lr_finder", "fine_tune", "integrations"),
 }
 
 #: (file, imported part): re-exports kept where a name used to live, importing its new home.

@@ -27,7 +27,6 @@ from cadence.averaging import EMAWeights, SWALRSchedule, SWAWeights, WeightAvera
 from cadence.callbacks.snapshot import atomic_save
 from cadence.ensembles import unwrap_model
 from cadence.errors import ConfigError
-from cadence.tracking.run import update_summary_extra
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
 
@@ -94,10 +93,10 @@ class _Averaging(Callback):
             state.metrics.update(self.results)
         if state.run_dir is not None and state.is_main_process:
             self.average.save(Path(state.run_dir) / self.filename, save=atomic_save)
-            update_summary_extra(state.run_dir, {self.prefix.rstrip("_"): self.summary()})
+            state.summary_extra[self.prefix.rstrip("_")] = self.summary()
 
     def summary(self) -> dict[str, Any]:
-        """What to record under the run summary's ``extra``: count, file and final metrics."""
+        """What goes under the run summary's ``extra`` (via ``state.summary_extra``): count, file, metrics."""
         return {"n_averaged": self.num_averaged, "file": self.filename, "metrics": dict(self.results)}
 
     # -- checkpointing -------------------------------------------------------------------------------------

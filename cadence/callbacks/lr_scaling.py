@@ -18,8 +18,8 @@ __all__ = ["RecordLRScaling"]
 
 class RecordLRScaling(Callback):
     """On rank 0: print :meth:`LRScalingPlan.summary` at fit start (unless ``print_summary=False``) and
-    store :meth:`LRScalingPlan.to_dict` under ``summary.json`` → ``extra.lr_scaling`` at fit end (when the
-    run has a directory).
+    report :meth:`LRScalingPlan.to_dict` on ``state.summary_extra["lr_scaling"]`` at fit end (when the run
+    has a directory), which the Trainer writes to ``summary.json`` → ``extra.lr_scaling``.
 
     Example::
 
@@ -40,6 +40,4 @@ class RecordLRScaling(Callback):
 
     def on_fit_end(self, state: TrainState) -> None:
         if state.is_main_process and state.run_dir is not None:
-            from cadence.tracking.run import update_summary_extra
-
-            update_summary_extra(state.run_dir, {"lr_scaling": self.plan.to_dict()})
+            state.summary_extra["lr_scaling"] = self.plan.to_dict()

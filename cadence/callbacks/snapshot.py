@@ -22,7 +22,7 @@ from typing import Any
 
 from cadence.ensembles import SnapshotSaver, snapshot_steps
 from cadence.errors import ConfigError
-from cadence.tracking.run import update_summary_extra, write_json
+from cadence.tracking.run import write_json
 from cadence.train.callback import Callback
 from cadence.train.checkpoint import save_checkpoint
 from cadence.train.state import TrainState
@@ -142,7 +142,7 @@ class SnapshotEnsemble(Callback):
         if state.run_dir is not None and state.is_main_process:
             if self.taken:
                 self._write_index(Path(state.run_dir))
-            update_summary_extra(state.run_dir, {"snapshot_ensemble": self.summary()})
+            state.summary_extra["snapshot_ensemble"] = self.summary()
 
     def state_dict(self) -> dict[str, Any]:
         return {"taken": list(self.taken), "files": list(self.files)}

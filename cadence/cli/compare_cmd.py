@@ -127,7 +127,12 @@ class RunJob:
     def stale(self, *, interrupted: bool = False) -> str | None:
         """Why the run already in ``run_dir`` does not match this job any more (None: it does)."""
         overrides = (f"train.seed={self.seed}", *self.overrides)
-        return stale_run(self.run_dir, self.config, overrides, require_fingerprint=interrupted)
+        from cadence.config.fingerprint import expected_fingerprint
+
+        config = self.config
+        return stale_run(
+            self.run_dir, lambda: expected_fingerprint(config, overrides), require_fingerprint=interrupted
+        )
 
 
 def _is_completed(run_dir: Path) -> bool:

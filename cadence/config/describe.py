@@ -14,7 +14,8 @@ of the functions a config's values are passed to, so the help text never repeats
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from cadence.config.schema import (
@@ -37,12 +38,16 @@ from cadence.config.schema import (
 from cadence.errors import ConfigError
 
 __all__ = [
+    "GENERATED_END",
+    "GENERATED_START",
     "config_reference",
+    "config_reference_markdown",
     "dry_run_plan",
     "logger_defaults",
     "lr_selection_defaults",
     "resolved_config_text",
     "train_defaults",
+    "with_generated_reference",
 ]
 
 #: ``[model]`` keys the build fills in from the data (the dataset's classes and input shape).
@@ -114,7 +119,7 @@ def _rows(rows: list[tuple[str, str, Any]]) -> list[str]:
 
 
 def _names_line(label: str, names: list[str]) -> str:
-    return f"  {label}: {', '.join(names)}"
+    return f"{label}: {', '.join(names)}"
 
 
 def _signature_rows(factory: Callable[..., Any], skip: tuple[str, ...] = ()) -> list[tuple[str, str, Any]]:
@@ -131,74 +136,137 @@ def _signature_rows(factory: Callable[..., Any], skip: tuple[str, ...] = ()) -> 
     return rows
 
 
-def _section_lines(section: str) -> list[str]:
-    lines = [f"[{section}]"]
+#: One piece of a section's reference: ``("note", text)``, ``("rows", [(key, expected, default), ...])``,
+#: ``("names", (header, header), [(name, text), ...])`` or ``("group", heading, [pieces])`` (a sub-table
+#: such as ``[loggers.mlflow]``).
+_Piece = tuple[Any, ...]
+
+
+def _section_pieces(section: str) -> list[_Piece]:
+    pieces: list[_Piece] = []
     if section == "train":
         defaults = train_defaults()
-        lines.append("  exactly one of epochs or total_steps")
-        lines += _rows([(key, _expected(check), defaults[key]) for key, check in TRAIN_KEYS.items()])
+        pieces.append(("note", "exactly one of epochs or total_steps"))
+        pieces.append(("rows", [(key, _expected(check), defaults[key]) for key, check in TRAIN_KEYS.items()]))
     elif section == "lr_selection":
-        lines.append('  how max_lr = "auto" is chosen (cadence.lr_finder.select_lr)')
+        pieces.append(("note", 'how max_lr = "auto" is chosen (cadence.lr_finder.select_lr)'))
         defaults = lr_selection_defaults()
-        lines += _rows([(key, _expected(check), defaults[key]) for key, check in LR_SELECTION_KEYS.items()])
+        rows = [(key, _expected(check), defaults[key]) for key, check in LR_SELECTION_KEYS.items()]
+        pieces.append(("rows", rows))
     elif section == "distributed":
-        lines.append("  LR scaling when the global batch differs from the one the config was tuned at")
-        lines += _rows([(key, *_DISTRIBUTED_HELP[key]) for key in DISTRIBUTED_KEYS])
+        pieces.append(
+            ("note", "LR scaling when the global batch differs from the one the config was tuned at")
+        )
+        pieces.append(("rows", [(key, *_DISTRIBUTED_HELP[key]) for key in DISTRIBUTED_KEYS]))
     elif section == "data":
         from cadence.data.registry import available_datasets
 
-        lines += _rows([(key, *_DATA_LOADER_HELP[key]) for key in DATA_LOADER_KEYS])
-        lines.append("  other keys: the options of the dataset's loader (cadence.data.load)")
-        lines.append(_names_line("datasets", available_datasets()))
+        pieces.append(("rows", [(key, *_DATA_LOADER_HELP[key]) for key in DATA_LOADER_KEYS]))
+        pieces.append(("note", "other keys: the options of the dataset's loader (cadence.data.load)"))
+        pieces.append(("note", _names_line("datasets", available_datasets())))
     elif section == "model":
         from cadence.models import available_models
 
-        lines.append(
-            "  name = a model; other keys: its options (num_classes, input_shape come from the data)"
+        pieces.append(
+            ("note", "name = a model; other keys: its options (num_classes, input_shape come from the data)")
         )
-        lines.append(_names_line("models", available_models()))
+        pieces.append(("note", _names_line("models", available_models())))
     elif section == "optimizer":
         from cadence.optimizers import available_optimizers
 
-        lines.append('  name = an optimizer (default "sgd"); other keys: its options (lr, momentum, ...)')
-        lines.append(_names_line("optimizers", available_optimizers()))
+        pieces.append(
+            ("note", 'name = an optimizer (default "sgd"); other keys: its options (lr, momentum, ...)')
+        )
+        pieces.append(("note", _names_line("optimizers", available_optimizers())))
     elif section == "schedule":
         from cadence.schedules import SCHEDULES, schedule_keys
 
-        lines.append(
-            "  one schedule (name = ...) for the LR, or tables [schedule.<target>] for: "
-            + ", ".join(SCHEDULE_TARGETS)
+        pieces.append(
+            (
+                "note",
+                "one schedule (name = ...) for the LR, or tables [schedule.<target>] for: "
+                + ", ".join(SCHEDULE_TARGETS),
+            )
         )
-        lines.append("  lengths may be given in epochs: X_epochs for X_steps or X (e.g. total_epochs)")
+        pieces.append(
+            ("note", "lengths may be given in epochs: X_epochs for X_steps or X (e.g. total_epochs)")
+        )
+        names = []
         for name in SCHEDULES:
             required, optional = schedule_keys(name)
-            keys = ", ".join([*required, *(f"[{key}]" for key in optional)])
-            lines.append(f"  {name}: {keys}")
+            names.append((name, ", ".join([*required, *(f"[{key}]" for key in optional)])))
+        pieces.append(("names", ("schedule", "keys ([optional])"), names))
     elif section == "loggers":
         from cadence.tracking.loggers import LOGGERS
 
-        lines.append("  [loggers.<name>] tables: options of the trackers that train.loggers lists")
+        pieces.append(("note", "[loggers.<name>] tables: options of the trackers that train.loggers lists"))
         for name, keys in LOGGER_KEYS.items():
-            lines.append(
-                f"  [loggers.{name}]  (cadence.tracking.loggers.{LOGGERS[name].__name__}; "
+            heading = (
+                f"[loggers.{name}]  (cadence.tracking.loggers.{LOGGERS[name].__name__}; "
                 f"pip install 'cadence[{name}]')"
             )
             defaults = logger_defaults(name)
             rows = [(key, _expected(check), defaults[key]) for key, check in keys.items()]
-            lines += ["  " + row for row in _rows(rows)]
+            pieces.append(("group", heading, [("rows", rows)]))
     elif section == "callbacks":
-        lines.append("  [callbacks.<name>] tables; enabled = false turns one off")
-        for name, target in CALLBACKS.items():
-            lines.append(f"  [callbacks.{name}]  ({target.replace(':', '.')})")
-            try:
-                import importlib
+        import importlib
 
+        pieces.append(("note", "[callbacks.<name>] tables; enabled = false turns one off"))
+        for name, target in CALLBACKS.items():
+            heading = f"[callbacks.{name}]  ({target.replace(':', '.')})"
+            try:
                 module_name, class_name = target.split(":")
                 callback_class = getattr(importlib.import_module(module_name), class_name)
             except (ImportError, AttributeError):  # an optional extra is missing
-                lines.append("    (not available in this installation)")
+                pieces.append(("group", heading, [("note", "(not available in this installation)")]))
                 continue
-            lines += ["  " + row for row in _rows(_signature_rows(callback_class))]
+            pieces.append(("group", heading, [("rows", _signature_rows(callback_class))]))
+    return pieces
+
+
+def _text_lines(pieces: list[_Piece], indent: str = "  ") -> list[str]:
+    lines: list[str] = []
+    for piece in pieces:
+        if piece[0] == "note":
+            lines.append(indent + piece[1])
+        elif piece[0] == "rows":
+            lines += [indent[2:] + row for row in _rows(piece[1])]
+        elif piece[0] == "names":
+            lines += [f"{indent}{name}: {text}" for name, text in piece[2]]
+        else:
+            lines.append(indent + piece[1])
+            lines += _text_lines(piece[2], indent + "  ")
+    return lines
+
+
+def _section_lines(section: str) -> list[str]:
+    return [f"[{section}]", *_text_lines(_section_pieces(section))]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;")
+
+
+def _markdown_lines(pieces: list[_Piece]) -> list[str]:
+    lines: list[str] = []
+    for piece in pieces:
+        if piece[0] == "note":
+            lines += [_cell(piece[1].strip()), ""]
+        elif piece[0] == "rows":
+            lines += ["| key | value | default |", "|---|---|---|"]
+            lines += [
+                f"| `{key}` | {_cell(expected)} | {_cell(_shown(default))} |"
+                for key, expected, default in piece[1]
+            ]
+            lines.append("")
+        elif piece[0] == "names":
+            lines += [f"| {piece[1][0]} | {piece[1][1]} |", "|---|---|"]
+            lines += [f"| `{name}` | {_cell(text)} |" for name, text in piece[2]]
+            lines.append("")
+        else:
+            heading, _, source = piece[1].partition("  ")
+            lines += [f"**`{heading}`** {_cell(source)}".rstrip(), ""]
+            lines += _markdown_lines(piece[2])
     return lines
 
 
@@ -209,6 +277,29 @@ def config_reference(section: str | None = None) -> str:
     sections = [section] if section else list(SECTIONS)
     blocks = ["\n".join(_section_lines(name)) for name in sections]
     return "\n\n".join(blocks) + "\n"
+
+
+def config_reference_markdown() -> str:
+    """:func:`config_reference` of every section as Markdown (the key reference of ``docs/config.md``)."""
+    lines: list[str] = []
+    for section in SECTIONS:
+        lines += [f"### `[{section}]`", ""]
+        lines += _markdown_lines(_section_pieces(section))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+#: The lines around the generated part of a Markdown file.
+GENERATED_START = "<!-- generated:start (python -m cadence.config.describe --update docs/config.md) -->"
+GENERATED_END = "<!-- generated:end -->"
+
+
+def with_generated_reference(text: str) -> str:
+    """``text`` (a Markdown file) with the part between the generated markers replaced by the reference."""
+    before, start, rest = text.partition(GENERATED_START)
+    _, end, after = rest.partition(GENERATED_END)
+    if not start or not end:
+        raise ValueError(f"the text has no {GENERATED_START!r} ... {GENERATED_END!r} block")
+    return f"{before}{GENERATED_START}\n\n{config_reference_markdown()}\n{GENERATED_END}{after}"
 
 
 def resolved_config_text(config: Mapping[str, Any]) -> str:
@@ -315,3 +406,29 @@ def dry_run_plan(experiment: Any) -> list[str]:
     else:
         lines.append('lr selection: none (no schedule has max_lr = "auto")')
     return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cadence.config.describe [--markdown | --update FILE]``: print or rewrite the reference."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m cadence.config.describe", description=main.__doc__)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--markdown", action="store_true", help="print the reference as Markdown tables")
+    group.add_argument(
+        "--update",
+        metavar="FILE",
+        type=Path,
+        help="rewrite the generated block of FILE (e.g. docs/config.md)",
+    )
+    args = parser.parse_args(argv)
+    if args.update is not None:
+        text = args.update.read_text(encoding="utf-8")
+        args.update.write_text(with_generated_reference(text), encoding="utf-8")
+    else:
+        print(config_reference_markdown() if args.markdown else config_reference(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -168,6 +168,12 @@ class Bridge:
         state = self._require()
         for callback in reversed(self.callbacks):
             callback.on_fit_end(state)
+        if (
+            state.run_dir is not None and state.is_main_process and state.summary_extra
+        ):  # callbacks reported it
+            from cadence.tracking.run import update_summary_extra
+
+            update_summary_extra(state.run_dir, state.summary_extra)
 
     # -- checkpointing ---------------------------------------------------------------------------------------
 

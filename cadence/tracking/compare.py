@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,25 +60,26 @@ def parse_target(text: str) -> tuple[str, float]:
 
 def stale_run(
     run_dir: str | Path,
-    config: str | Path,
-    overrides: Sequence[str] = (),
+    expected_fingerprint: Callable[[], Mapping[str, Any] | None],
     *,
     require_fingerprint: bool = False,
 ) -> str | None:
-    """Why the run in ``run_dir`` must run again for ``config`` with ``overrides``, else ``None``.
+    """Why the run in ``run_dir`` must run again, else ``None``.
 
-    A run is stale when the fingerprint it recorded differs from the one ``config`` and ``overrides`` give
-    now (an edited config file, another ``--set``, another cadence version) or a data file it read changed
-    or is gone. A finished run without a recorded fingerprint (older cadence) is kept, as it cannot be
-    checked; with ``require_fingerprint`` (an interrupted run, which ``cadence train --resume`` would refuse)
-    it is stale.
+    ``expected_fingerprint()`` is the fingerprint (without data files) a run would record now, or ``None``
+    when it cannot be known; it is called only when the run recorded a fingerprint. ``cadence compare``
+    passes ``lambda: cadence.config.fingerprint.expected_fingerprint(config, overrides)``, so the run records
+    know nothing of configs. A run is stale when the fingerprint it recorded differs from the expected one
+    (an edited config file, another ``--set``, another cadence version) or a data file it read changed or is
+    gone. A finished run without a recorded fingerprint (older cadence) is kept, as it cannot be checked;
+    with ``require_fingerprint`` (an interrupted run, which ``cadence train --resume`` would refuse) it is
+    stale.
     """
-    from cadence.config.fingerprint import expected_fingerprint
     from cadence.tracking.fingerprint import recorded_fingerprint, stale_reason
 
     if recorded_fingerprint(run_dir) is None:
         return "it has no fingerprint (recorded by an older cadence)" if require_fingerprint else None
-    return stale_reason(run_dir, expected_fingerprint(config, overrides))
+    return stale_reason(run_dir, expected_fingerprint())
 
 
 def time_to_target(run: RunRecord, metric: str, value: float) -> tuple[int | None, float | None]:

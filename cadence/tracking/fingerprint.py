@@ -159,7 +159,7 @@ def check_run_dir(
                 f"--resume: no run directory {str(run_dir)!r} (check the path; leave out --resume to start a "
                 "new run)"
             )
-        from cadence.train.checkpoint import list_checkpoints
+        from cadence.tracking.checkpoint_files import list_checkpoints
 
         if not list_checkpoints(run_dir / "checkpoints"):
             raise ConfigError(

@@ -66,10 +66,11 @@ def read_metrics(run_dir: str | Path, kind: str | None = None) -> list[dict[str,
 
 
 def update_summary_extra(run_dir: str | Path, entries: Mapping[str, Any]) -> None:
-    """Merge ``entries`` into ``summary.json``'s ``"extra"`` (for callbacks, in ``on_fit_end``).
+    """Merge ``entries`` into ``summary.json``'s ``"extra"``, for code that runs outside the Trainer's writer
+    (the integrations' bridge after the callbacks' ``on_fit_end``, ``cadence demo`` after a run).
 
-    The Trainer writes ``summary.json`` before ``on_fit_end`` and keeps the ``extra`` entries found there
-    when it rewrites the file afterwards.
+    Callbacks do not call it: they put their entries on ``TrainState.summary_extra`` and the Trainer writes
+    them. :meth:`RunWriter.write_summary` keeps the ``extra`` entries it finds in the file.
     """
     path = Path(run_dir) / "summary.json"
     summary = read_json(path) if path.exists() else {"extra": {}}

@@ -26,7 +26,6 @@ import hashlib
 import os
 import pickle
 import random
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from cadence.errors import ConfigError
+from cadence.tracking.checkpoint_files import checkpoint_path, latest_checkpoint, list_checkpoints
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -55,34 +55,12 @@ __all__ = [
 CHECKPOINT_FORMAT = 2
 _READABLE_FORMATS = (1, CHECKPOINT_FORMAT)
 
-_NAME = re.compile(r"^step-(\d{8,})\.pt$")
-
 
 class CheckpointError(ConfigError):
     """A checkpoint is missing, corrupt, of an unknown format, or contains objects that would run code.
 
     Also raised when a checkpoint cannot be written (e.g. the disk is full).
     """
-
-
-def checkpoint_path(directory: str | Path, step: int) -> Path:
-    """``directory / "step-00001234.pt"``: names sort in step order."""
-    return Path(directory) / f"step-{step:08d}.pt"
-
-
-def list_checkpoints(directory: str | Path) -> list[Path]:
-    """Checkpoint files in ``directory``, oldest step first (temporary files are ignored)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    found = [(int(match.group(1)), path) for path in directory.iterdir() if (match := _NAME.match(path.name))]
-    return [path for _, path in sorted(found)]
-
-
-def latest_checkpoint(directory: str | Path) -> Path | None:
-    """The checkpoint with the highest step, or ``None``."""
-    found = list_checkpoints(directory)
-    return found[-1] if found else None
 
 
 def payload_checksum(payload: dict[str, Any]) -> str:

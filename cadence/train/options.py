@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from cadence.errors import ConfigError, require
 from cadence.train.callback import Callback
-from cadence.train.compiling import check_compile, compile_arguments
+from cadence.train.compiling import CompileOption, check_compile, compile_arguments
+
+if TYPE_CHECKING:
+    from cadence.tracking.loggers import Logger
 
 __all__ = [
     "DIVERGENCE_MODES",
     "PROGRESS_MODES",
     "SCHEDULE_NAMES",
     "TOML_OPTIONS",
+    "TrainerOptions",
     "check_options",
     "check_positive",
 ]
@@ -122,6 +128,82 @@ TOML_OPTIONS: dict[str, Callable[[Any], str | None]] = {
     "loggers": logger_names,
     "name": string,
 }
+
+
+@dataclass(frozen=True)
+class TrainerOptions:
+    """The Trainer's TOML-settable options (:data:`TOML_OPTIONS`) as one typed value, with the Trainer's
+    defaults: ``Trainer(model, optimizer, loss_fn, data, options=TrainerOptions(epochs=3, seed=1))``.
+
+    The fields are the rows of :data:`TOML_OPTIONS`, in order, and their defaults are the Trainer's
+    (``tests/train/test_trainer_options.py`` checks both). :meth:`from_mapping` reads a ``[train]``-style
+    table with the table's checks; ``dataclasses.replace(options, seed=2)`` changes one.
+    """
+
+    epochs: int | None = None
+    total_steps: int | None = None
+    seed: int = 0
+    label_smoothing: float = 0.0
+    precision: str = "fp32"
+    grad_clip: float | None = None
+    accumulation_steps: int = 1
+    checkpoint_every_steps: int | None = None
+    checkpoint_every_epochs: int | None = 1
+    keep_checkpoints: int = 2
+    eval_every_epochs: int | None = 1
+    progress: str | bool | None = "auto"
+    on_divergence: str = "stop"
+    log_every_n_steps: int = 10
+    channels_last: bool = False
+    compile: CompileOption = False
+    tf32: bool = False
+    cudnn_benchmark: bool = False
+    csv: bool = False
+    tensorboard: bool = False
+    loggers: Sequence[Logger | str] | None = None
+    name: str | None = None
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainerOptions:
+        """Options from a table of TOML-style values; an unknown key or a bad value raises
+        :class:`~cadence.errors.ConfigError` naming the key and what it accepts."""
+        for key, value in values.items():
+            if key not in TOML_OPTIONS:
+                raise ConfigError(
+                    f"TrainerOptions: unknown option {key!r}; valid options: {', '.join(TOML_OPTIONS)}"
+                )
+            problem = TOML_OPTIONS[key](value)
+            if problem is not None:
+                raise ConfigError(f"TrainerOptions: {key} must be {problem}, got {key}={value!r}")
+        return cls(**values)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The options as the Trainer's keyword arguments."""
+        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
+
+    def merged_with(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """``arguments`` (the Trainer's keyword arguments) with these options filled in.
+
+        An option left at its default takes the keyword argument's value and a keyword argument left at its
+        default takes the option's; an option given both ways with different values raises
+        :class:`~cadence.errors.ConfigError`.
+        """
+        merged = dict(arguments)
+        for item in dataclasses.fields(self):
+            option, argument = getattr(self, item.name), arguments.get(item.name, item.default)
+            if _same(option, item.default) or _same(option, argument):
+                continue
+            if not _same(argument, item.default):
+                raise ConfigError(
+                    f"Trainer: {item.name} is given twice, {item.name}={argument!r} and "
+                    f"options.{item.name}={option!r}; give it once"
+                )
+            merged[item.name] = option
+        return merged
+
+
+def _same(first: Any, second: Any) -> bool:
+    return isinstance(first, bool) == isinstance(second, bool) and bool(first == second)
 
 
 def check_options(

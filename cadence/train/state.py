@@ -78,6 +78,10 @@ class TrainState:
     eval_data: Any = None
     train_data: Any = None
     wall_time: float = 0.0
+    #: What callbacks report for ``summary.json``'s ``"extra"``, by name (``{"swa": {...}}``), set in
+    #: ``on_fit_end``. The loop writes the file (:meth:`cadence.tracking.run.RunWriter.write_summary`);
+    #: callbacks never write it themselves.
+    summary_extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_main_process(self) -> bool:

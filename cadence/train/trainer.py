@@ -25,7 +25,7 @@ from cadence.train import records
 from cadence.train.callback import Callback, hook_table
 from cadence.train.compiling import CompileOption, apply_backend_settings, compile_arguments
 from cadence.train.evaluation import accuracy, evaluate_model
-from cadence.train.options import check_options
+from cadence.train.options import TrainerOptions, check_options
 from cadence.train.resume import (
     checkpoint_payload,
     epoch_iterator,
@@ -147,7 +147,8 @@ class Trainer:
     Under ``torch.distributed`` (world size > 1) the model is wrapped in DDP, logged metrics are averaged over
     processes and only rank 0 writes files; ``timeout_s`` bounds every collective when the Trainer creates the
     process group (a rank that does not arrive raises :class:`~cadence.distributed.CollectiveTimeoutError`
-    on the others, naming it where it can).
+    on the others, naming it where it can). ``options`` gives the TOML-settable keywords as one
+    :class:`~cadence.train.options.TrainerOptions`; each keyword is given at most one way.
     """
 
     def __init__(
@@ -191,7 +192,14 @@ class Trainer:
         fingerprint: Mapping[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
         timeout_s: float | None = None,
+        options: TrainerOptions | None = None,
     ) -> None:
+        if options is not None:  # the TOML-settable keywords as one value: merged into the keywords
+            arguments = {
+                key: value for key, value in locals().items() if key not in ("self", "options", "__class__")
+            }
+            Trainer.__init__(self, **options.merged_with(arguments))
+            return
         callbacks = list(callbacks)
         check_options(
             loss_fn=loss_fn,
@@ -587,13 +595,14 @@ class Trainer:
         state.wall_time = time.perf_counter() - self._time_origin
         summary = records.fit_summary(state, status, self._best)
         self._writer.flush()
-        self._writer.write_summary(summary)  # before on_fit_end, so callbacks can add to "extra"
+        self._writer.write_summary(summary)  # before on_fit_end: a failing callback leaves a summary
         try:
             if call_end:
                 self._call("on_fit_end", state)
         finally:
             state.wall_time = time.perf_counter() - self._time_origin
-            self._writer.write_summary({**summary, "wall_time": state.wall_time})
+            extra = {**summary["extra"], **state.summary_extra}  # what the callbacks reported
+            self._writer.write_summary({**summary, "wall_time": state.wall_time, "extra": extra})
             self._writer.finish(status, error, wall_time=state.wall_time)
 
     # ------------------------------------------------------------------ pieces of the loop

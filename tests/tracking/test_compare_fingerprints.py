@@ -110,14 +110,17 @@ def test_a_changed_or_missing_data_file_makes_a_run_stale(config, write_run, tmp
         load_config(config, overrides), overrides, describe_files({"data.bin": data})
     )
     (run_dir / "meta.json").write_text(json.dumps(meta))
-    assert stale_run(run_dir, config, overrides) is None
+    assert stale_run(run_dir, lambda: expected_fingerprint(config, overrides)) is None
     data.write_bytes(b"version 2, longer")
     assert (
-        stale_run(run_dir, config, overrides)
+        stale_run(run_dir, lambda: expected_fingerprint(config, overrides))
         == f"its data file {str(data.resolve())!r} changed (SHA-256 differs)"
     )
     data.unlink()
-    assert stale_run(run_dir, config, overrides) == f"its data file {str(data.resolve())!r} is gone"
+    assert (
+        stale_run(run_dir, lambda: expected_fingerprint(config, overrides))
+        == f"its data file {str(data.resolve())!r} is gone"
+    )
 
 
 def test_an_interrupted_run_of_other_settings_starts_afresh(config, write_run, tmp_path, capsys):
@@ -189,3 +192,21 @@ def test_a_key_added_by_a_later_version_at_its_old_behaviour_is_not_a_change():
     assert fingerprint_differences(newer, older) == []
     turned_on = make_fingerprint({"train.seed": 0, "train.epochs": 3, "train.tf32": True})
     assert fingerprint_differences(older, turned_on) == ["train.tf32"]
+
+
+def test_stale_run_asks_for_the_expected_fingerprint_only_when_the_run_recorded_one(write_run, tmp_path):
+    run_dir = write_run(tmp_path / "run", seed=0, accuracies=[0.9])
+    meta = json.loads((run_dir / "meta.json").read_text())
+    meta.pop("fingerprint", None)
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    calls: list[int] = []
+
+    def expected() -> dict:
+        calls.append(1)
+        return {}
+
+    assert stale_run(run_dir, expected) is None
+    assert stale_run(run_dir, expected, require_fingerprint=True) == (
+        "it has no fingerprint (recorded by an older cadence)"
+    )
+    assert calls == []
