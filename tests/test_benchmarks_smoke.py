@@ -111,3 +111,11 @@ def test_compile_freezing_short_run() -> None:
     output = run_script("compile_freezing.py", "--repeats", "1", "--steps", "24", "--backend", "aot_eager")
     assert "| compiled, requires_grad | 8 | 1/1 |" in output  # a graph per stage, up to the limit
     assert "| compiled | 2 | 0/1 |" in output  # training and evaluation
+
+
+@pytest.mark.slow
+def test_super_convergence_smoke(tmp_path: Path) -> None:
+    output = run_script("super_convergence.py", "--smoke", "--out", str(tmp_path / "sc"))
+    assert "| budget (steps) | × reference |" in output
+    assert "| 40 | 0.50 |" in output
+    assert "| 80 | 1.00 |" in output
