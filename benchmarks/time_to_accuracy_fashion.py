@@ -145,12 +145,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{started:%Y-%m-%d %H:%M} UTC · {machine()} · {args.seeds} seeds (0..{args.seeds - 1}) · "
             f"`{command}`",
             "",
-            f"Shrunk to fit a shared 2-core CPU: {shrink}, {args.epochs} epochs, batch 64, "
+            ("Shrunk to fit a shared 2-core CPU: " if args.subset or args.test_size else "Full size: ")
+            + f"{shrink}, {args.epochs} epochs, batch 64, "
             f"{test_text} (evaluated after every epoch). The tutorial's recipe is otherwise unchanged "
             "(SGD; step size 2 epochs for triangular2). The full recipe: "
             "`cadence compare configs/fashion_cnn28_no_clr.toml "
             "configs/fashion_cnn28_triangular2.toml configs/experiments/fashion_cnn28_one_cycle_auto.toml "
-            "--seeds 3 --target val_accuracy=0.85` (not run here: ~9 × 9380 steps).",
+            "--seeds 3 --target val_accuracy=0.85`"
+            + (" (not run here: ~9 × 9380 steps)." if args.subset or args.test_size else "."),
             "",
             *summary,
             "",
