@@ -13,6 +13,7 @@ from torch import nn
 
 from cadence import distributed
 from cadence.data import TensorLoader
+from cadence.errors import ConfigError
 from cadence.train.callback import Callback
 from cadence.train.checkpoint import CheckpointError, load_checkpoint
 from cadence.train.trainer import Trainer
@@ -104,6 +105,12 @@ def equivalence_worker(rank: int, directory: Path) -> None:
             "stored_dtype": first.weight.dtype,
             "compute_dtype": first.compute_dtype,
         }
+    # freezing layers mid-run is refused when the model is wrapped (FSDP shards what is trainable then)
+    try:
+        distributed.wrap_model(make_model(), strategy="fsdp", trainable_changes=True)
+        results["freezing"] = None
+    except ConfigError as error:
+        results["freezing"] = str(error)
     save_result(directory, rank, results)
 
 
@@ -137,6 +144,8 @@ def test_fsdp_trains_like_ddp_and_one_process(ranks, tmp_path):
             for got, want in zip(result["fsdp_bf16"]["parameters"], expected, strict=True)
         )
         assert 0 < drift < 0.1  # bf16 rounding changes the result, a little
+        assert "strategy = 'fsdp' does not support freezing" in result["freezing"]
+        assert "use strategy = 'ddp'" in result["freezing"]
     # both ranks hold the same full weights
     for got0, got1 in zip(results[0]["fsdp"]["parameters"], results[1]["fsdp"]["parameters"], strict=True):
         assert torch.equal(got0, got1)
@@ -148,6 +157,11 @@ def resume_worker(rank: int, directory: Path) -> None:
     whole = build_trainer(rank, 2, directory / f"whole-rank{rank}", strategy="fsdp", checkpoint_every_steps=2)
     whole_parameters = full_parameters(whole.fit().model)
     run_dir = directory / "resumed"
+    if rank == 0:  # what a crash while writing the shards of step 4 would have left: replaced, not read
+        stale = run_dir / "checkpoints" / "step-00000004.shards.tmp"
+        stale.mkdir(parents=True)
+        (stale / "__0_0.distcp").write_bytes(b"half-written")
+    dist.barrier()
     build_trainer(rank, 2, run_dir, strategy="fsdp", checkpoint_every_steps=2, callbacks=[StopAt(3)]).fit()
     resumed = build_trainer(
         rank, 2, run_dir, strategy="fsdp", checkpoint_every_steps=2, callbacks=[StopAt(-1)]
@@ -159,6 +173,12 @@ def resume_worker(rank: int, directory: Path) -> None:
         "resumed_from": str(resumed.resumed_from),
         "step": state.step,
     }
+    # the other strategy is refused with the reason, on every rank
+    try:
+        build_trainer(rank, 2, run_dir, strategy="ddp", callbacks=[StopAt(-1)]).fit(resume="latest")
+        result["mismatch"] = None
+    except CheckpointError as error:
+        result["mismatch"] = str(error)
     # a changed shard makes its checkpoint fail verification before DCP reads anything: "latest" falls
     # back to the one before, and the run trains to the same end again
     dist.barrier()
@@ -194,6 +214,7 @@ def test_fsdp_resume_from_shards_is_bitwise_equal(ranks, tmp_path):
         assert result["resumed_from"].endswith("step-00000003.pt")
         for got, want in zip(result["resumed"], result["whole"], strict=True):
             assert torch.equal(got, want)
+        assert "is sharded (strategy='fsdp'); resume it with strategy='fsdp'" in result["mismatch"]
         assert result["again_from"].endswith("step-00000006.pt")
         for got, want in zip(result["again"], result["whole"], strict=True):
             assert torch.equal(got, want)
