@@ -40,6 +40,7 @@ class _Averaging(Callback):
 
     prefix = ""
     filename = ""
+    keeps_full_weights = True  # refused under strategy="fsdp"
 
     def __init__(self, *, update_every: int, use_buffers: bool, update_bn: bool) -> None:
         if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:

@@ -270,6 +270,8 @@ def build_experiment(config: Mapping[str, Any]) -> Experiment:
             for name in train["loggers"]
         ]
     trainer_options["lr_selection"] = lr_selection_options(config)
+    if "strategy" in _table(config, "distributed"):
+        trainer_options["strategy"] = _table(config, "distributed")["strategy"]
     trainer_options["num_classes"] = data.num_classes
     return Experiment(
         config=config,

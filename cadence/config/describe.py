@@ -29,6 +29,7 @@ from cadence.config.schema import (
     LR_SELECTION_SWEEP_KEYS,
     SCHEDULE_TARGETS,
     SECTIONS,
+    STRATEGIES,
     TRAIN_KEYS,
     _choice,
     _positive_int,
@@ -69,6 +70,7 @@ _DISTRIBUTED_HELP: dict[str, tuple[str, Any]] = {
     "warmup_steps": (str(_positive_int(_NOTHING)), None),
     "warmup_epochs": (str(_positive_int(_NOTHING)), None),
     "timeout_s": (str(_positive_number(_NOTHING)), 1800.0),
+    "strategy": (str(_choice(*STRATEGIES)(_NOTHING)) + " (fsdp shards the model over the ranks)", "ddp"),
 }
 
 

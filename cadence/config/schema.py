@@ -36,8 +36,17 @@ CALLBACKS: dict[str, str] = {
 DATA_LOADER_KEYS = ("name", "augment", "drop_last", "on_device")
 AUGMENT_KEYS = ("crop_padding", "flip", "cutout", "padding_mode")
 SCHEDULE_TARGETS = ("lr", "momentum", "weight_decay")
-DISTRIBUTED_KEYS = ("lr_scaling", "base_batch_size", "warmup_steps", "warmup_epochs", "timeout_s")
+DISTRIBUTED_KEYS = (
+    "lr_scaling",
+    "base_batch_size",
+    "warmup_steps",
+    "warmup_epochs",
+    "timeout_s",
+    "strategy",
+)
 LR_SCALING_RULES = ("none", "linear", "sqrt")
+#: ``[distributed] strategy``: the same values as :data:`cadence.distributed.STRATEGIES`.
+STRATEGIES = ("ddp", "fsdp")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DIVERGENCE_MODES = ("stop", "raise")
 PROGRESS_MODES = ("auto", "bar", "lines", "off", True, False)

@@ -14,6 +14,7 @@ from cadence.config.schema import (
     LR_SELECTION_KEYS,
     SCHEDULE_TARGETS,
     SECTIONS,
+    STRATEGIES,
     TRAIN_KEYS,
     _choice,
     _hint,
@@ -72,6 +73,11 @@ def validate_config(config: Mapping[str, Any]) -> None:
     if "lr_scaling" in distributed and (problem := _choice(*LR_SCALING_RULES)(distributed["lr_scaling"])):
         raise ConfigError(
             f"distributed.lr_scaling = {_toml_repr(distributed['lr_scaling'])}: expected {problem}"
+        )
+    if "strategy" in distributed and (problem := _choice(*STRATEGIES)(distributed["strategy"])):
+        raise ConfigError(
+            f"distributed.strategy = {_toml_repr(distributed['strategy'])}: expected {problem} ('ddp' "
+            "replicates the model on every rank, 'fsdp' shards it; see docs/distributed.md)"
         )
     if "timeout_s" in distributed and (problem := _positive_number(distributed["timeout_s"])):
         raise ConfigError(

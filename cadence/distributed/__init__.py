@@ -1,4 +1,5 @@
-"""Data-parallel training on ``torch.distributed``: environment, DDP wrapping, reductions, launch, LR scaling.
+"""Data-parallel training on ``torch.distributed``: environment, DDP or FSDP wrapping, reductions, launch,
+LR scaling, sharded checkpoints.
 
 Everything works unchanged in a single process (rank 0 of 1), so one loop serves both::
 
@@ -43,6 +44,15 @@ from cadence.distributed.environment import (
     main_process_first,
     restarted_by_torchrun,
 )
+from cadence.distributed.fsdp import (
+    STRATEGIES,
+    ShardedCheckpointError,
+    check_strategy,
+    is_sharded,
+    load_sharded,
+    save_sharded,
+    shard_model,
+)
 from cadence.distributed.launch import find_free_port, launch_local, strip_nproc
 from cadence.distributed.scaling import (
     LRScalingPlan,
@@ -53,16 +63,19 @@ from cadence.distributed.scaling import (
 )
 
 __all__ = [
+    "STRATEGIES",
     "CollectiveTimeoutError",
     "LRScalingPlan",
     "RecordLRScaling",
     "ScaledSchedule",
+    "ShardedCheckpointError",
     "all_reduce_mean",
     "all_reduce_mean_tensor",
     "all_reduce_sum_tensor",
     "barrier",
     "broadcast_object",
     "changes_trainable",
+    "check_strategy",
     "check_world_size",
     "default_device",
     "derive_warmup_steps",
@@ -73,13 +86,17 @@ __all__ = [
     "init_from_env",
     "is_distributed",
     "is_main_process",
+    "is_sharded",
     "launch_local",
     "launched_by_torchrun",
+    "load_sharded",
     "lr_scaling_plan",
     "main_process_first",
     "named_timeouts",
     "restarted_by_torchrun",
+    "save_sharded",
     "shard_dataloader",
+    "shard_model",
     "strip_nproc",
     "unwrap_model",
     "warms_up",

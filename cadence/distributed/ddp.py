@@ -19,6 +19,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from cadence.distributed import environment
 from cadence.distributed.environment import is_distributed
+from cadence.distributed.fsdp import check_strategy, shard_model
+from cadence.errors import ConfigError
 
 __all__ = [
     "CollectiveTimeoutError",
@@ -92,8 +94,18 @@ def wrap_model(
     static_graph: bool = False,
     sync_batchnorm: bool = False,
     broadcast_buffers: bool = True,
+    strategy: str = "ddp",
+    precision: str | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> nn.Module:
     """Return ``model`` wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` when world size > 1.
+
+    ``strategy="fsdp"`` shards the model instead (:func:`cadence.distributed.fsdp.shard_model`:
+    ``fully_shard`` on each child with parameters, then on the root; in place, the same object returned),
+    with FSDP's mixed-precision policy for ``precision="bf16"``; ``optimizer``, created on the unsharded
+    model, is pointed at the sharded parameters (``fully_shard`` replaces them). Any other value of
+    ``strategy`` raises :class:`~cadence.errors.ConfigError` naming the allowed ones. The DDP options
+    below do not apply to FSDP; ``trainable_changes`` is refused there.
 
     In a single process the model is returned unchanged (moved to ``device`` if given). Under DDP, rank 0's
     parameters and buffers are broadcast at construction, so every rank starts from identical weights, and
@@ -122,10 +134,20 @@ def wrap_model(
     :class:`~torch.nn.SyncBatchNorm`, so batch statistics are computed over the global batch instead of per
     rank.
     """
+    check_strategy(strategy)
     if device is not None:
         model = model.to(device)
     if not is_distributed():
         return model
+    if strategy == "fsdp":
+        if trainable_changes:
+            raise ConfigError(
+                "strategy = 'fsdp' does not support freezing or unfreezing layers during the run (FreezeOut, "
+                "gradual unfreezing): use strategy = 'ddp' for them"
+            )
+        if sync_batchnorm:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return shard_model(model, precision=precision, optimizer=optimizer)
     if isinstance(model, DistributedDataParallel):
         return model
     if sync_batchnorm:

@@ -36,6 +36,9 @@ class Callback:
     #: True for callbacks that freeze or unfreeze parameters during the run (FreezeOut, gradual unfreezing):
     #: DDP is then built so that gradients of parameters frozen later still synchronise.
     changes_trainable: bool = False
+    #: True for callbacks that keep a full copy of the model's weights (SWA, EMA): refused under
+    #: ``strategy="fsdp"``, whose ranks hold only shards of them.
+    keeps_full_weights: bool = False
 
     def on_fit_start(self, state: TrainState) -> None:
         """Once, before the first step (also after a resume, with counters already restored)."""

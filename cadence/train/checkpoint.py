@@ -12,7 +12,9 @@ Integrity: every checkpoint carries ``"format"`` (:data:`CHECKPOINT_FORMAT`) and
 SHA-256 over the payload (every tensor's dtype, shape and bytes, and every other value, in order).
 :func:`load_checkpoint` recomputes it, so bytes flipped inside a tensor are reported instead of loaded.
 Format 1 files (written before checksums existed) load unverified; any other format is refused with a
-message naming it. The errors say which of these happened: the file is corrupt or not a checkpoint at all,
+message naming it. A sharded checkpoint (``strategy="fsdp"``) is such a file plus a ``step-….shards``
+directory written by ``torch.distributed.checkpoint``; the file holds the SHA-256 of each shard file, which
+is checked too. The errors say which of these happened: the file is corrupt or not a checkpoint at all,
 it holds objects that would run code, its checksum does not match, or its format is unknown.
 :func:`select_checkpoint` picks the newest checkpoint that passes all of this and says why it skipped
 newer ones.
@@ -26,6 +28,7 @@ import hashlib
 import os
 import pickle
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -175,7 +178,31 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                 f"checkpoint {str(path)!r} is corrupt: its SHA-256 checksum does not match its contents "
                 f"(stored {stored['digest'][:12]}…, computed {actual[:12]}…)"
             )
+    if isinstance(payload.get("sharded"), dict):
+        _verify_shards(path, payload["sharded"])
     return payload
+
+
+def _verify_shards(path: Path, sharded: dict[str, Any]) -> None:
+    """The files of a sharded checkpoint (``strategy="fsdp"``) are exactly those it was written with.
+
+    DCP's metadata file is a pickle: checking its SHA-256 here, against the digest in this verified file,
+    means it is never read unless it is the file that was written.
+    """
+    from cadence.distributed.fsdp import file_digests
+
+    directory = path.parent / str(sharded.get("directory"))
+    if not directory.is_dir():
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is incomplete: its shards {str(directory)!r} are missing"
+        )
+    found, stored = file_digests(directory), sharded.get("files", {})
+    differing = sorted(set(found) ^ set(stored) | {name for name in found if found[name] != stored.get(name)})
+    if differing:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupt: the files of its shards differ from those written "
+            f"({', '.join(differing[:6])}: missing, added or changed)"
+        )
 
 
 def _weights_only_reason(text: str) -> str:
@@ -201,7 +228,8 @@ def select_checkpoint(directory: str | Path) -> tuple[Path | None, dict[str, Any
 
 
 def prune_checkpoints(directory: str | Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` checkpoints; returns the deleted paths."""
+    """Delete all but the newest ``keep`` checkpoints (with their ``.shards`` directories, under FSDP);
+    returns the deleted paths."""
     if keep < 1:
         return []
     found = list_checkpoints(directory)
@@ -209,6 +237,7 @@ def prune_checkpoints(directory: str | Path, keep: int) -> list[Path]:
     for path in removed:
         with contextlib.suppress(OSError):
             path.unlink()
+        shutil.rmtree(path.with_suffix(".shards"), ignore_errors=True)
     return removed
 
 

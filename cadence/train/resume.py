@@ -91,12 +91,21 @@ def checkpoint_payload(
     metrics_lines: int,
     schedules: dict[str, Any],
     epoch_rng: torch.Tensor | None,
+    sharded: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything a resume needs; ``epoch_rng`` is torch's generator state at the start of the epoch."""
+    """Everything a resume needs; ``epoch_rng`` is torch's generator state at the start of the epoch.
+
+    ``sharded`` (``strategy="fsdp"``): the shards' directory and file digests, which stand in for the
+    model and optimizer state (:func:`cadence.train.sharding.save_shards`).
+    """
+    weights: dict[str, Any] = (
+        {"sharded": sharded}
+        if sharded is not None
+        else {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    )
     return {
         "format": checkpoints.CHECKPOINT_FORMAT,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        **weights,
         "precision": precision.state_dict(),
         "callbacks": [
             {"class": type(callback).__name__, "state": callback.state_dict()} for callback in callbacks
@@ -141,8 +150,11 @@ def restore_checkpoint(
     optimizer: torch.optim.Optimizer,
     precision: Precision,
     callbacks: Sequence[Callback],
+    path: Path | None = None,
 ) -> dict[str, float]:
-    """Check ``saved`` fits this run, load it into the objects and ``state``; returns the best metrics."""
+    """Check ``saved`` fits this run, load it into the objects and ``state``; returns the best metrics.
+
+    ``path`` is the checkpoint file's (a sharded checkpoint's shards lie next to it)."""
     trainer = saved["trainer"]
     distributed.check_world_size(trainer.get("world_size"), state.world_size)
     if trainer.get("total_steps") not in (None, state.total_steps):
@@ -157,8 +169,9 @@ def restore_checkpoint(
             f"resume: the checkpoint has callbacks {[entry['class'] for entry in saved_callbacks]} but "
             f"this run has {names}; pass the same callbacks in the same order"
         )
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
+    from cadence.train.sharding import load_shards
+
+    load_shards(saved, model, optimizer, path)
     precision.load_state_dict(saved.get("precision", {}))
     for callback, entry in zip(callbacks, saved_callbacks):
         callback.load_state_dict(entry["state"])

@@ -32,6 +32,9 @@ def prepare_model(
     channels_last: bool,
     compile: Mapping[str, Any] | None,
     callbacks: Sequence[Callback],
+    strategy: str = "ddp",
+    precision: str | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> tuple[Callable[..., Any], nn.Module | None, nn.Module]:
     """Move ``model`` to ``device``; returns what runs the training forward pass, the DDP wrapper (or
     ``None``) and what runs the evaluation forward pass.
@@ -40,13 +43,23 @@ def prepare_model(
     the compiled module, which shares ``model``'s parameters and train/eval mode: without DDP it is one
     compiled module (its training and evaluation graphs are cached side by side), under DDP evaluation
     compiles ``model`` itself (evaluation needs no gradient synchronisation).
+
+    ``strategy="fsdp"`` shards ``model`` in place (``optimizer`` is pointed at the sharded parameters);
+    there is no DDP wrapper then, and gradients are reduce-scattered after every micro-batch.
     """
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     # Under DDP, callbacks that freeze or unfreeze layers mid-run need every parameter registered.
     trainable_changes = distributed.is_distributed() and distributed.changes_trainable(callbacks)
-    forward_model = distributed.wrap_model(model, device, trainable_changes=trainable_changes)
+    forward_model = distributed.wrap_model(
+        model,
+        device,
+        trainable_changes=trainable_changes,
+        strategy=strategy,
+        precision=precision,
+        optimizer=optimizer,
+    )
     ddp = forward_model if forward_model is not model else None
     eval_model = model
     if compile is not None:

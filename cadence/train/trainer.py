@@ -43,6 +43,7 @@ from cadence.train.setup import (
     seed_rank,
     shard_train_data,
 )
+from cadence.train.sharding import check_strategy_options, save_shards
 from cadence.train.stall import stall_message, update_trend
 from cadence.train.state import TrainState
 from cadence.train.step import prepare_batch
@@ -144,7 +145,8 @@ class Trainer:
     ``loggers`` are experiment trackers (:mod:`cadence.tracking.loggers`): names (``"tensorboard"``,
     ``"mlflow"``, ``"wandb"``) or objects with ``log_hparams``, ``log_metrics`` and ``finish``; only rank 0
     calls them, and one that raises is switched off with a warning while training goes on.
-    Under ``torch.distributed`` (world size > 1) the model is wrapped in DDP, logged metrics are averaged over
+    Under ``torch.distributed`` (world size > 1) the model is wrapped in DDP (``strategy="fsdp"``: sharded
+    with FSDP2, checkpoints written as shards; see docs/distributed.md), logged metrics are averaged over
     processes and only rank 0 writes files; ``timeout_s`` bounds every collective when the Trainer creates the
     process group (a rank that does not arrive raises :class:`~cadence.distributed.CollectiveTimeoutError`
     on the others, naming it where it can). ``options`` gives the TOML-settable keywords as one
@@ -192,6 +194,7 @@ class Trainer:
         fingerprint: Mapping[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
         timeout_s: float | None = None,
+        strategy: str = "ddp",
         options: TrainerOptions | None = None,
     ) -> None:
         if options is not None:  # the TOML-settable keywords as one value: merged into the keywords
@@ -222,6 +225,8 @@ class Trainer:
             tf32=tf32,
             cudnn_benchmark=cudnn_benchmark,
         )
+        #: "ddp" (replicate the model) or "fsdp" (shard it over the ranks; see docs/distributed.md).
+        self.strategy = check_strategy_options(strategy, schedules or {}, callbacks, precision)
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -588,6 +593,9 @@ class Trainer:
             channels_last=self.channels_last,
             compile=arguments,
             callbacks=self.callbacks,
+            strategy=self.strategy,
+            precision=self.precision.mode,
+            optimizer=self.optimizer,
         )
         self._prepared = True
 
@@ -743,7 +751,12 @@ class Trainer:
         if self._divergence is not None:
             return  # the parameters may hold the diverged updates
         self._last_checkpoint_step = state.step
-        if self.run_dir is None or not self._checkpointing or not state.is_main_process:
+        if self.run_dir is None or not self._checkpointing:
+            return
+        sharded = None
+        if distributed.is_sharded(self.model):  # every rank writes its own shards
+            sharded = save_shards(self.model, self.optimizer, self.run_dir / "checkpoints", state.step)
+        if not state.is_main_process:
             return
         payload = checkpoint_payload(
             state,
@@ -756,6 +769,7 @@ class Trainer:
             # Only the LR finder's results are stored: every other schedule comes from the caller again.
             schedules=schedule_configs(self.schedules) if self._auto_resolved else {},
             epoch_rng=self._epoch_rng,
+            sharded=sharded,
         )
         write_checkpoint(payload, self.run_dir / "checkpoints", state.step, self.keep_checkpoints)
 
@@ -767,6 +781,7 @@ class Trainer:
             optimizer=self.optimizer,
             precision=self.precision,
             callbacks=self.callbacks,
+            path=self.resumed_from,
         )
         self._last_checkpoint_step = state.step
         self._resume_epoch_rng = saved.get("epoch_rng")
