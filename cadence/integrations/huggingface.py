@@ -40,13 +40,15 @@ from cadence.errors import ConfigError
 from cadence.hyperparams import ScheduleOrValue
 from cadence.integrations._bridge import Bridge, steps_per_epoch
 from cadence.integrations._extras import require
+from cadence.lr_finder.auto import needs_lr_finder, resolve_auto_schedules
+from cadence.lr_finder.selection import LRSelection
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
 
 _transformers = require("transformers", "transformers")
 from transformers import TrainerCallback  # noqa: E402  (after the check that names the extra)
 
-__all__ = ["STATE_FILE", "CadenceTrainerCallback"]
+__all__ = ["STATE_FILE", "CadenceTrainerCallback", "resolve_auto_lr"]
 
 #: The file in each HF checkpoint folder that holds the cadence callbacks' state.
 STATE_FILE = "cadence_callbacks.pt"
@@ -183,3 +185,92 @@ class CadenceTrainerCallback(TrainerCallback):
                 f"which is not in {path}: resume from a checkpoint this callback saved, or give resume_from="
             )
         self.bridge.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+class _KeywordModel(nn.Module):
+    """A Hugging Face style model (keyword inputs, an output with ``logits``) as ``model(inputs)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Mapping[str, Any]) -> torch.Tensor:
+        output = self.model(**inputs)
+        if isinstance(output, torch.Tensor):
+            return output
+        logits = output["logits"] if isinstance(output, Mapping) else getattr(output, "logits", None)
+        if logits is None:
+            raise ConfigError(
+                "resolve_auto_lr: the model's output has no 'logits'; pass a model that returns them"
+            )
+        return logits
+
+
+def _pairs(batches: Any, label_key: str) -> list[tuple[dict[str, Any], torch.Tensor]]:
+    pairs = []
+    for batch in batches:
+        if not isinstance(batch, Mapping) or label_key not in batch:
+            raise ConfigError(
+                f"resolve_auto_lr: every batch must be a dict with the labels under {label_key!r} "
+                f"(label_key=), got {type(batch).__name__}"
+            )
+        pairs.append(({key: value for key, value in batch.items() if key != label_key}, batch[label_key]))
+    if len(pairs) < 2:
+        raise ConfigError("resolve_auto_lr: needs at least 2 batches (some are held out for validation)")
+    return pairs
+
+
+def _token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    # (N, K) logits with (N,) labels, or (N, T, K) with (N, T): ignore_index -100 as in transformers
+    return torch.nn.functional.cross_entropy(logits.flatten(0, -2), labels.flatten(), ignore_index=-100)
+
+
+def resolve_auto_lr(
+    model: nn.Module,
+    batches: Any,
+    schedules: Mapping[str, ScheduleOrValue],
+    *,
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    label_key: str = "labels",
+    loss_fn: Any = None,
+    run_dir: str | Path | None = None,
+    selection_options: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, Any], LRSelection | None]:
+    """Choose ``max_lr`` for the ``"auto"`` schedules of a Hugging Face model with cadence's sweep + LR race.
+
+    ``batches`` are the training batches as the HF Trainer feeds them: dicts of tensors with the labels under
+    ``label_key`` (e.g. ``list(trainer.get_train_dataloader())``, or a slice of it for a cheaper race). The
+    race trains deep copies of ``model`` and ``optimizer`` (both left untouched) with
+    ``loss_fn(logits, labels)`` -- default cross-entropy over the last dimension with ``ignore_index=-100``,
+    which covers sequence classification and token-level labels -- holds out about a tenth of the batches
+    for validation, and costs ``selection_options["budget"]`` (default 1) times ``total_steps`` extra steps.
+    Returns the schedules with the chosen LR (give them to :class:`CadenceTrainerCallback`) and the record
+    (``None`` when ``run_dir/lr_selection.json`` already held a choice, which is reused on a resume).
+
+    Limits: one process; the model's own loss (``outputs.loss``) is not used, the race scores with
+    ``loss_fn`` on the logits; accuracy is not tracked.
+
+    Example::
+
+        schedules, selection = resolve_auto_lr(model, list(trainer.get_train_dataloader()),
+                                               {"lr": one_cycle(max_lr="auto", total_steps=1000)},
+                                               optimizer=torch.optim.AdamW(model.parameters()),
+                                               total_steps=1000)
+        trainer.add_callback(CadenceTrainerCallback(schedules))
+    """
+    if not any(needs_lr_finder(schedule) for schedule in schedules.values()):
+        return dict(schedules), None
+    return resolve_auto_schedules(
+        schedules,
+        model=_KeywordModel(model),
+        optimizer=optimizer,
+        loss_fn=loss_fn or _token_cross_entropy,
+        train_data=_pairs(batches, label_key),
+        total_steps=int(total_steps),
+        run_dir=run_dir,
+        selection_options=selection_options,
+        trainer_options={"metrics": ()},
+        seed=seed,
+    )

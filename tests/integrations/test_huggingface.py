@@ -44,6 +44,8 @@ class TinyModel(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         logits = self.net(x)
+        if labels is None:  # as Hugging Face models do: no labels, no loss
+            return {"logits": logits}
         return {"loss": F.cross_entropy(logits, labels), "logits": logits}
 
 
@@ -249,3 +251,41 @@ def test_gradual_unfreezing_trains_the_stages_groups(tmp_path):
         trainable = 1 if step < 8 else 2 if step < 16 else 3
         assert probe.trainable[step] == [i >= 3 - trainable for i in range(3)], step
         assert probe.lrs[step] == [0.1 if i >= 3 - trainable else 0.0 for i in range(3)], step
+
+
+def test_auto_lr_races_on_dict_batches_and_leaves_the_model_untouched(tmp_path):
+    from cadence.integrations.huggingface import resolve_auto_lr
+
+    dataset = Pairs()
+    batches = [
+        {"x": dataset.x[i : i + 8], "labels": dataset.y[i : i + 8]} for i in range(0, len(dataset), 8)
+    ] * 4
+    model = TinyModel()
+    before = copy.deepcopy(model.state_dict())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    schedules, selection = resolve_auto_lr(
+        model,
+        batches,
+        {"lr": one_cycle(max_lr="auto", total_steps=40)},
+        optimizer=optimizer,
+        total_steps=40,
+        run_dir=tmp_path,
+        selection_options={"budget": 0.5},
+    )
+    assert selection is not None
+    assert selection.candidates[0] <= selection.value <= selection.candidates[-1] * 2**0.5
+    assert schedules["lr"](0) == pytest.approx(one_cycle(selection.value, total_steps=40)(0))
+    assert (tmp_path / "lr_selection.json").is_file()
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name])  # raced on copies
+    again, reused = resolve_auto_lr(  # a resumed run reuses the record and trains nothing
+        model, batches, {"lr": one_cycle(max_lr="auto", total_steps=40)}, optimizer=optimizer,
+        total_steps=40, run_dir=tmp_path,
+    )  # fmt: skip
+    assert reused is None
+    assert again["lr"](5) == pytest.approx(schedules["lr"](5))
+    with pytest.raises(ConfigError, match="labels"):
+        resolve_auto_lr(
+            model, [{"x": dataset.x[:8]}] * 3, {"lr": one_cycle(max_lr="auto", total_steps=40)},
+            optimizer=optimizer, total_steps=40,
+        )  # fmt: skip
