@@ -247,33 +247,13 @@ def select_lr(
             reason = f"the range test's {rule} suggestion (no race)"
             ladder, entries, race_steps = [], [], 0
         else:
-            top, bracket = _top_of_bracket(sweep)
-            ladder = candidate_ladder(top, candidates)
-            say(
-                f"LR race: {candidates} candidates {ladder[0]:.3g} .. {ladder[-1]:.3g} ({bracket}), "
-                f"budget {budget:g} x {total_steps} steps"
-            )
-            entries = _race(
-                model,
-                optimizer,
-                loss_fn,
-                train_part,
-                val_part,
-                schedules,
-                callbacks,
-                options,
-                ladder=ladder,
-                total_steps=total_steps,
-                budget_steps=int(budget * total_steps),
-                seed=seed,
-                say=say,
-            )
-            race_steps = sum(entry.steps for entry in entries)
-            fallback = _edge_of_bracket(sweep) if _all_stalled(entries) else None
-            if fallback is not None and fallback[0] > 2 * top:
-                top, bracket = fallback
+
+            def race_below(top: float, bracket: str) -> tuple[list[float], list[RaceEntry]]:
                 ladder = candidate_ladder(top, candidates)
-                say(f"LR race: {bracket}; racing {ladder[0]:.3g} .. {ladder[-1]:.3g} again")
+                say(
+                    f"LR race: {candidates} candidates {ladder[0]:.3g} .. {ladder[-1]:.3g} ({bracket}), "
+                    f"budget {budget:g} x {total_steps} steps"
+                )
                 entries = _race(
                     model,
                     optimizer,
@@ -289,6 +269,15 @@ def select_lr(
                     seed=seed,
                     say=say,
                 )
+                return ladder, entries
+
+            top, bracket = _top_of_bracket(sweep)
+            ladder, entries = race_below(top, bracket)
+            race_steps = sum(entry.steps for entry in entries)
+            fallback = _edge_of_bracket(sweep) if _all_stalled(entries) else None
+            if fallback is not None and fallback[0] > 2 * top:  # the first race is kept in the cost only
+                top, bracket = fallback
+                ladder, entries = race_below(top, bracket)
                 race_steps += sum(entry.steps for entry in entries)
             final_round = max(entry.round for entry in entries)
             finalists = [entry for entry in entries if entry.round == final_round]
