@@ -6,10 +6,13 @@ runs over seeds (``cadence.tracking.tables`` prints the comparison).
 """
 
 from cadence.tracking.run import RunWriter, read_json, read_metrics, update_summary_extra, write_json
+from cadence.tracking.run_dir import MissingRunFileError, RunDir
 from cadence.tracking.toml_writer import dump as dump_toml
 from cadence.tracking.toml_writer import dumps as dumps_toml
 
 __all__ = [
+    "MissingRunFileError",
+    "RunDir",
     "RunWriter",
     "dump_toml",
     "dumps_toml",
