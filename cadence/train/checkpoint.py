@@ -229,16 +229,34 @@ def select_checkpoint(directory: str | Path) -> tuple[Path | None, dict[str, Any
 
 def prune_checkpoints(directory: str | Path, keep: int) -> list[Path]:
     """Delete all but the newest ``keep`` checkpoints (with their ``.shards`` directories, under FSDP);
-    returns the deleted paths."""
-    if keep < 1:
-        return []
+    returns the deleted paths. ``keep < 1`` keeps every checkpoint.
+
+    Also deletes orphaned ``step-….shards`` directories older than the newest checkpoint: shards whose
+    checkpoint file was never written (the run died between the ranks' shard writes and rank 0's file) or
+    was deleted by hand. Shards newer than the newest checkpoint are left alone, since they may be a save
+    still in progress.
+    """
     found = list_checkpoints(directory)
-    removed = found[:-keep]
+    removed = found[:-keep] if keep >= 1 else []
     for path in removed:
         with contextlib.suppress(OSError):
             path.unlink()
         shutil.rmtree(path.with_suffix(".shards"), ignore_errors=True)
+    kept = found[len(removed) :]
+    if kept:
+        newest = _checkpoint_step(kept[-1])
+        for shards in Path(directory).glob("step-*.shards"):
+            step = _checkpoint_step(shards)
+            orphaned = not shards.with_suffix(".pt").exists()
+            if orphaned and step is not None and newest is not None and step < newest:
+                shutil.rmtree(shards, ignore_errors=True)
     return removed
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    """The step in a ``step-00001234.pt`` / ``.shards`` name, or ``None`` for any other name."""
+    digits = path.stem.removeprefix("step-")
+    return int(digits) if path.stem.startswith("step-") and digits.isdigit() else None
 
 
 def capture_rng_state() -> dict[str, Any]:

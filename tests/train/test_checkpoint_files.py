@@ -84,6 +84,28 @@ def test_prune_keeps_the_newest(tmp_path):
     ]
 
 
+def test_prune_removes_orphaned_shards_older_than_the_newest_checkpoint(tmp_path):
+    for step in (10, 20):
+        path = checkpoints.save_checkpoint(_payload(float(step)), checkpoints.checkpoint_path(tmp_path, step))
+        path.with_suffix(".shards").mkdir()
+    orphan = tmp_path / "step-00000015.shards"  # the run died before rank 0 wrote step 15's file
+    orphan.mkdir()
+    (orphan / "__0_0.distcp").write_bytes(b"x")
+    in_progress = tmp_path / "step-00000030.shards"  # newer than every checkpoint: a save in progress
+    in_progress.mkdir()
+    removed = checkpoints.prune_checkpoints(tmp_path, keep=0)  # keep=0 keeps every checkpoint
+    assert removed == []
+    assert sorted(p.name for p in tmp_path.glob("*.shards")) == [
+        "step-00000010.shards",
+        "step-00000020.shards",
+        "step-00000030.shards",
+    ]
+    removed = checkpoints.prune_checkpoints(tmp_path, keep=1)
+    assert [p.name for p in removed] == ["step-00000010.pt"]
+    remaining = sorted(p.name for p in tmp_path.glob("*.shards"))
+    assert remaining == ["step-00000020.shards", "step-00000030.shards"]
+
+
 def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
     torch.manual_seed(1), np.random.seed(2), random.seed(3)
     np.random.randn()  # leaves a cached gaussian in numpy's state
