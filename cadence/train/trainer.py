@@ -343,6 +343,7 @@ class Trainer:
         group_size = micro = 0
         loss_sum: torch.Tensor | None = None
         completed = True  # False when a stop or the step budget ends the loop before the data does
+        fsdp = distributed.is_sharded(self.model)
         batches, self._epoch_rng = epoch_iterator(
             self.train_data, state.epoch, state.batch_index, self._resume_epoch_rng
         )
@@ -355,7 +356,10 @@ class Trainer:
             state.batch = self._prepare_batch(batch)
             self._call("on_batch_start", state)
             inputs, targets = state.batch
-            synchronise = micro == group_size - 1 or self._ddp is None
+            last_micro_batch = micro == group_size - 1
+            synchronise = last_micro_batch or self._ddp is None
+            if fsdp and group_size > 1:  # FSDP: reduce-scatter once per optimizer step, not per micro-batch
+                self.model.set_requires_gradient_sync(last_micro_batch)
             with _NO_CONTEXT if synchronise else self._ddp.no_sync():
                 with self.precision.autocast():
                     state.outputs = self._forward(inputs)

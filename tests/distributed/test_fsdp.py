@@ -64,6 +64,19 @@ class StopAt(Callback):
             state.should_stop = True
 
 
+class GradientPresence(Callback):
+    """Whether the first layer's (sharded) weight holds a gradient after each backward pass."""
+
+    def __init__(self) -> None:
+        self.seen: list[bool | None] = []
+
+    def on_after_backward(self, state) -> None:
+        self.seen.append(state.model[0].weight.grad is not None)
+
+    def on_step_end(self, state) -> None:
+        self.seen.append(None)  # marks the optimizer step
+
+
 def build_trainer(
     rank: int, world_size: int, run_dir: Path | None, *, accumulation: int = 1, **options
 ) -> Trainer:
@@ -95,6 +108,8 @@ def equivalence_worker(rank: int, directory: Path) -> None:
         "fsdp_bf16": {"strategy": "fsdp", "precision": "bf16"},
     }.items():
         trainer = build_trainer(rank, 2, directory / f"{name}-rank{rank}", **options)
+        gradients = GradientPresence()
+        trainer.callbacks.append(gradients)
         state = trainer.fit()
         first = trainer.model[0]
         results[name] = {
@@ -104,6 +119,7 @@ def equivalence_worker(rank: int, directory: Path) -> None:
             "local_rows": first.weight.to_local().shape[0] if hasattr(first.weight, "to_local") else None,
             "stored_dtype": first.weight.dtype,
             "compute_dtype": first.compute_dtype,
+            "gradient_after_micro_batch": gradients.seen,
         }
     # freezing layers mid-run is refused when the model is wrapped (FSDP shards what is trainable then)
     try:
@@ -136,6 +152,11 @@ def test_fsdp_trains_like_ddp_and_one_process(ranks, tmp_path):
             torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
         assert result["fsdp"]["metrics"] == pytest.approx(result["ddp"]["metrics"], abs=1e-5)
         # fp32: computed in fp32; bf16: FSDP gathers the parameters in bf16, keeps its shards in fp32
+        # accumulation: FSDP reduce-scatters the gradient once per optimizer step, after its last micro-batch
+        steps = result["fsdp_accumulated"]["gradient_after_micro_batch"]
+        assert steps[:6] == [False, True, None, False, True, None]
+        assert steps.count(True) == steps.count(None) == steps.count(False)
+        assert result["fsdp"]["gradient_after_micro_batch"][:4] == [True, None, True, None]
         assert result["fsdp"]["compute_dtype"] == torch.float32
         assert result["fsdp_bf16"]["compute_dtype"] == torch.bfloat16
         assert result["fsdp_bf16"]["stored_dtype"] == torch.float32
