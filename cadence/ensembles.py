@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cadence.errors import ConfigError
+from cadence.weights import full_state_dict, is_sharded_module
 
 __all__ = [
     "COMBINE_MODES",
@@ -152,7 +153,9 @@ class SnapshotSaver:
     Files are ``directory/snapshot-{k}.pt`` (k = 1..M, the position of the step in ``steps``; a plain
     ``state_dict``, written atomically, loadable by :class:`Ensemble`). ``directory=None`` records the steps
     without writing (a process that does not write files). ``taken`` lists the steps saved; it is the
-    :meth:`state_dict`, so a resumed run keeps counting where it left off.
+    :meth:`state_dict`, so a resumed run keeps counting where it left off. A model sharded by FSDP is
+    gathered whole onto rank 0 (:func:`cadence.weights.full_state_dict`): call :meth:`save_if_due` on every
+    rank, with ``directory=None`` on all but rank 0.
     """
 
     def __init__(
@@ -186,11 +189,14 @@ class SnapshotSaver:
         if step not in self.steps or step in self.taken:
             return None
         self.taken.append(step)
+        model = unwrap_model(model)
+        # a sharded (FSDP) model is gathered on rank 0 by every rank, also by those that write nothing
+        weights = full_state_dict(model) if is_sharded_module(model) else None
         if self.directory is None:
             return None
         path = self.path(self.steps.index(step) + 1)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._save(unwrap_model(model).state_dict(), path)
+        self._save(weights if weights is not None else model.state_dict(), path)
         return path
 
     def ensemble(self, model_factory: Callable[[], nn.Module], **options: Any) -> Ensemble:

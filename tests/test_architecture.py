@@ -25,6 +25,7 @@ TECHNIQUES = (
     "precision",
     "ensembles",
     "averaging",
+    "weights",
     "optimizers",
     "data",
     "models",
