@@ -4,7 +4,8 @@ Both keep an :class:`torch.optim.swa_utils.AveragedModel` of the trained model, 
 training (metrics added to ``state.metrics`` as ``swa_val_accuracy``, ``ema_val_loss``, ...), save its weights
 to ``run_dir/swa_model.pt`` / ``run_dir/ema_model.pt`` (a plain ``state_dict`` of the model's architecture)
 and checkpoint the averaged parameters and the count ``n_averaged`` exactly, so a resumed run averages the
-same weights as an uninterrupted one.
+same weights as an uninterrupted one. Under ``strategy="fsdp"`` each rank averages its own shards, the
+averaged shards go into the sharded checkpoint, and the final file is gathered onto rank 0.
 
 - **SWA** ("Averaging Weights Leads to Wider Optima and Better Generalization"): an equal-weight average of
   the weights visited from ``start`` on, usually with a constant or cyclic LR in that phase; the batch-norm
@@ -23,12 +24,20 @@ from typing import Any
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from cadence.averaging import EMAWeights, SWALRSchedule, SWAWeights, WeightAverage, ema_decay
+from cadence.averaging import (
+    EMAWeights,
+    SWALRSchedule,
+    SWAWeights,
+    WeightAverage,
+    ema_decay,
+    sharded_state_template,
+)
 from cadence.callbacks.snapshot import atomic_save
 from cadence.ensembles import unwrap_model
 from cadence.errors import ConfigError
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
+from cadence.weights import is_sharded_module
 
 __all__ = ["EMA", "SWA", "SWALRSchedule", "ema_decay"]
 
@@ -40,7 +49,6 @@ class _Averaging(Callback):
 
     prefix = ""
     filename = ""
-    keeps_full_weights = True  # refused under strategy="fsdp"
 
     def __init__(self, *, update_every: int, use_buffers: bool, update_bn: bool) -> None:
         if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
@@ -52,6 +60,7 @@ class _Averaging(Callback):
         self.update_bn = update_bn
         self.average: WeightAverage | None = None
         self._pending: dict[str, Any] | None = None
+        self._pending_shards: dict[str, Any] | None = None
         self.results: dict[str, float] = {}
 
     # -- to be specialised ---------------------------------------------------------------------------------
@@ -72,6 +81,9 @@ class _Averaging(Callback):
         if self._pending is not None:
             self.average.load_state_dict(self._pending)
             self._pending = None
+        if self._pending_shards is not None:
+            self.average.load_sharded_state_dict(self._pending_shards)
+            self._pending_shards = None
 
     def on_step_end(self, state: TrainState) -> None:
         if self.average is not None:
@@ -84,17 +96,25 @@ class _Averaging(Callback):
     def on_fit_end(self, state: TrainState) -> None:
         if self.average is None or self.num_averaged == 0:
             return
+        model = unwrap_model(state.model)
+        sharded = self.average.sharded  # every rank takes part: the steps below gather shards
         if self.update_bn and state.train_data is not None:
             data = state.train_data
-            self.average.update_bn(data.batches(0) if hasattr(data, "batches") else data, state.device)
+            batches = data.batches(0) if hasattr(data, "batches") else data
+            self.average.update_bn(batches, state.device, model=model)
         self.results = {}
         if state.evaluate is not None and state.eval_data is not None:
-            scores = state.evaluate(self.average.module, state.eval_data)
+            if sharded:
+                with self.average.applied(model):
+                    scores = state.evaluate(model, state.eval_data)
+            else:
+                scores = state.evaluate(self.average.module, state.eval_data)
             self.results = {f"{self.prefix}{name}": float(value) for name, value in scores.items()}
             state.metrics.update(self.results)
-        if state.run_dir is not None and state.is_main_process:
-            self.average.save(Path(state.run_dir) / self.filename, save=atomic_save)
-            state.summary_extra[self.prefix.rstrip("_")] = self.summary()
+        if state.run_dir is not None and (state.is_main_process or sharded):
+            self.average.save(Path(state.run_dir) / self.filename, save=atomic_save, model=model)
+            if state.is_main_process:
+                state.summary_extra[self.prefix.rstrip("_")] = self.summary()
 
     def summary(self) -> dict[str, Any]:
         """What goes under the run summary's ``extra`` (via ``state.summary_extra``): count, file, metrics."""
@@ -107,12 +127,26 @@ class _Averaging(Callback):
         return self.average.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "averaged" not in state_dict:
+        if "averaged" not in state_dict and "n_averaged" not in state_dict:
             return
         if self.average is None:  # the model is not known before on_fit_start: load it there
             self._pending = state_dict
         else:
             self.average.load_state_dict(state_dict)
+
+    def sharded_state_dict(self, model: nn.Module) -> dict[str, Any]:
+        """The averaged shards (FSDP): this average's own tensors, or before ``on_fit_start`` (a resume)
+        tensors shaped like them to load into."""
+        model = unwrap_model(model)
+        if self.average is not None:
+            return self.average.sharded_state_dict(model) if self.average.sharded else {}
+        return sharded_state_template(model) if is_sharded_module(model) else {}
+
+    def load_sharded_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.average is None:
+            self._pending_shards = state_dict
+        else:
+            self.average.load_sharded_state_dict(state_dict)
 
 
 class SWA(_Averaging):

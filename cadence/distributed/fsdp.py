@@ -28,6 +28,7 @@ from torch import nn
 
 from cadence.distributed.environment import is_distributed
 from cadence.errors import ConfigError
+from cadence.weights import is_sharded_module
 
 __all__ = [
     "STRATEGIES",
@@ -118,9 +119,7 @@ def shard_model(
 
 def is_sharded(model: nn.Module) -> bool:
     """True when ``model`` was sharded by ``fully_shard`` (its parameters are ``DTensor`` shards)."""
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(model, FSDPModule)
+    return is_sharded_module(model)
 
 
 def file_digests(directory: str | Path) -> dict[str, str]:
@@ -137,8 +136,16 @@ def file_digests(directory: str | Path) -> dict[str, str]:
     return found
 
 
-def save_sharded(model: nn.Module, optimizer: torch.optim.Optimizer, directory: str | Path) -> dict[str, str]:
+def save_sharded(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    directory: str | Path,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
     """Write the sharded model and optimizer state to ``directory`` (every rank calls it) atomically.
+
+    ``extra``: more state sharded like the model (e.g. an averaged model's shards, by callback), saved under
+    ``"extra"`` and read back by :func:`load_sharded` with the same keys.
 
     ``directory`` is rank 0's (a shared file system, as for resuming under DDP). The shards go to
     ``<directory>.tmp`` (removed first if a crash left one), and rank 0 renames it onto
@@ -157,7 +164,10 @@ def save_sharded(model: nn.Module, optimizer: torch.optim.Optimizer, directory: 
         temporary.parent.mkdir(parents=True, exist_ok=True)
     dist.barrier()
     model_state, optimizer_state = get_state_dict(model, optimizer)
-    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=temporary)
+    state: dict[str, Any] = {"model": model_state, "optimizer": optimizer_state}
+    if extra:
+        state["extra"] = dict(extra)
+    dcp.save(state, checkpoint_id=temporary)
     dist.barrier()  # every rank's shards and rank 0's metadata are on disk
     digests: list[Any] = [None]
     if dist.get_rank() == 0:
@@ -170,9 +180,16 @@ def save_sharded(model: nn.Module, optimizer: torch.optim.Optimizer, directory: 
 
 
 def load_sharded(
-    model: nn.Module, optimizer: torch.optim.Optimizer, directory: str | Path, digests: Mapping[str, str]
-) -> None:
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    directory: str | Path,
+    digests: Mapping[str, str],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Load what :func:`save_sharded` wrote into ``model`` and ``optimizer`` (every rank calls it).
+
+    ``extra``: tensors shaped and sharded like the ``extra`` that was saved, loaded in place; returned
+    (``{}`` without it).
 
     Every file in ``directory`` is checked against ``digests`` first: missing, added or changed files
     raise :class:`ShardedCheckpointError` before anything is read, so DCP's pickled metadata is only ever
@@ -193,9 +210,12 @@ def load_sharded(
             f"written ({', '.join(changed[:6])}); refusing to read it"
         )
     model_state, optimizer_state = get_state_dict(model, optimizer)
-    state = {"model": model_state, "optimizer": optimizer_state}
+    state: dict[str, Any] = {"model": model_state, "optimizer": optimizer_state}
+    if extra:
+        state["extra"] = dict(extra)
     dcp.load(state, checkpoint_id=directory)
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    return dict(state.get("extra", {}))
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -39,6 +39,7 @@ from cadence.errors import ConfigError
 from cadence.lr_finder.holdout import holdout_split
 from cadence.lr_finder.result import LRFinderResult
 from cadence.lr_finder.selection import LRSelection, RaceEntry, load_selection, plot_selection
+from cadence.lr_finder.state import TrainingSnapshot
 from cadence.lr_finder.sweep import find_lr
 from cadence.train.checkpoint import capture_rng_state, restore_rng_state
 
@@ -46,9 +47,11 @@ __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_CANDIDATES",
     "SELECTION_METHODS",
+    "SELECTION_OPTIONS",
     "LRSelection",
     "RaceEntry",
     "candidate_ladder",
+    "check_selection_options",
     "load_selection",
     "plot_selection",
     "race_plan",
@@ -56,6 +59,17 @@ __all__ = [
 ]
 
 SELECTION_METHODS = ("race", "sweep")
+#: The keyword arguments of :func:`select_lr` a run may set (``Trainer(lr_selection=...)``).
+SELECTION_OPTIONS = (
+    "method",
+    "budget",
+    "candidates",
+    "val_data",
+    "val_fraction",
+    "refine_vertex",
+    "rule",
+    "sweep_options",
+)
 #: Total cost of the race as a multiple of one training run's optimizer steps (see docs/lr_finder.md).
 DEFAULT_BUDGET = 1.0
 DEFAULT_CANDIDATES = 5
@@ -173,6 +187,18 @@ def _edge_of_bracket(sweep: LRFinderResult) -> tuple[float, str] | None:
     )
 
 
+def check_selection_options(options: Mapping[str, Any], field: str = "lr_selection") -> dict[str, Any]:
+    """``options`` when every key is one of :data:`SELECTION_OPTIONS`; else :class:`ConfigError` naming
+    ``field``, the key and the allowed ones."""
+    for key in options:
+        if key not in SELECTION_OPTIONS:
+            raise ConfigError(
+                f"{field}: unknown option {key!r}; expected one of {', '.join(SELECTION_OPTIONS)} "
+                "(the sweep's start_lr, end_lr and num_steps go in sweep_options)"
+            )
+    return dict(options)
+
+
 def select_lr(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -198,7 +224,9 @@ def select_lr(
 
     ``model`` and ``optimizer`` are left untouched: every sweep and candidate trains a deep copy (taken
     together with ``callbacks``, so a callback holding parameter groups follows its copy), and the RNG
-    states are restored afterwards. ``trainer_options`` are the run's :class:`~cadence.train.Trainer`
+    states are restored afterwards. A model sharded by FSDP is not copied: the sweep and every candidate
+    train it in place from a snapshot of its shards and optimizer state, restored after each.
+    ``trainer_options`` are the run's :class:`~cadence.train.Trainer`
     arguments that shape a training step (``precision``, ``grad_clip``, ``accumulation_steps``,
     ``label_smoothing``, ``num_classes``, ``device``, ``channels_last``, ``metrics``); ``callbacks`` those of
     the run's callbacks that change what a step computes (mixup, FreezeOut, gradual unfreezing).
@@ -323,6 +351,12 @@ def _all_stalled(entries: list[RaceEntry]) -> bool:
 
 
 def _copies(model: nn.Module, optimizer: torch.optim.Optimizer, callbacks: list[Any] | None):
+    """Deep copies of the model, optimizer and callbacks, taken together; a sharded (FSDP) model is not
+    copied (each rank would hold a second copy of its shards and FSDP's hooks): it trains in place from a
+    :class:`TrainingSnapshot` of its shards, restored after (see :func:`_race`), and only the callbacks are
+    copied."""
+    if distributed.is_sharded(model):
+        return model, optimizer, copy.deepcopy(list(callbacks or []))
     return copy.deepcopy((model, optimizer, list(callbacks or [])))
 
 
@@ -330,9 +364,10 @@ def _run_sweep(model, optimizer, loss_fn, train_part, callbacks, options, sweep_
     model_copy, optimizer_copy, callback_copies = _copies(model, optimizer, callbacks)
     sweep_kwargs = {**SWEEP_DEFAULTS, "progress": False, **dict(sweep_options or {})}
     precision = options.get("precision")
-    # Under data parallelism the copy is wrapped in DDP, so the sweep's gradients are averaged over ranks.
+    # Under data parallelism the copy is wrapped in DDP, so the sweep's gradients are averaged over ranks;
+    # a sharded model reduces its own gradients, and find_lr restores its shards after the sweep.
     return find_lr(
-        distributed.wrap_model(model_copy),
+        model_copy if distributed.is_sharded(model_copy) else distributed.wrap_model(model_copy),
         optimizer_copy,
         loss_fn,
         train_part,
@@ -365,55 +400,108 @@ def _race(
     seed,
     say,
 ) -> list[RaceEntry]:
-    from cadence.train.trainer import Trainer  # the race trains with the run's own training step
-
     entries: list[RaceEntry] = []
     alive = list(ladder)
     plan = race_plan(len(ladder), budget_steps)
-    for index, (_, steps) in enumerate(plan):
-        steps = min(steps, total_steps)
-        factor = total_steps / steps
-        round_entries = []
-        for lr in alive:
-            model_copy, optimizer_copy, callback_copies = _copies(model, optimizer, callbacks)
-            compressed = {name: _compressed(schedule, lr, factor) for name, schedule in schedules.items()}
-            trainer = Trainer(
-                model_copy,
-                optimizer_copy,
+    sharded = distributed.is_sharded(model)
+    # FSDP: every candidate trains the sharded model itself, from its shards as they are now
+    start = TrainingSnapshot(model, optimizer) if sharded else None
+    if sharded:
+        options = {**options, "strategy": "fsdp"}
+    try:
+        for index, (_, steps) in enumerate(plan):
+            alive = _race_round(
+                model,
+                optimizer,
                 loss_fn,
                 train_part,
-                total_steps=steps,
-                schedules=compressed,
-                eval_data=val_part,
-                callbacks=callback_copies,
-                run_dir=None,
+                val_part,
+                schedules,
+                callbacks,
+                options,
+                entries,
+                alive=alive,
+                plan=plan,
+                index=index,
+                steps=min(steps, total_steps),
+                total_steps=total_steps,
                 seed=seed,
-                progress=False,
-                checkpoint_every_epochs=None,
-                eval_every_epochs=None,
-                log=_quiet,  # a stalled or diverged candidate is a result of the race, not a problem
-                **options,
+                say=say,
+                start=start,
             )
-            state = trainer.fit()
-            score = float(state.metrics.get("val_loss", math.inf))
-            status = trainer.status or "completed"
-            if status == "diverged" or not math.isfinite(score):
-                score = math.inf
-            entry = RaceEntry(lr, index, steps, score, dict(state.metrics), status)
-            round_entries.append(entry)
-            accuracy = state.metrics.get("val_accuracy")
-            say(
-                f"  round {index + 1}/{len(plan)} lr {lr:.4g}: val loss {score:.4f}"
-                + (f", val acc {100 * accuracy:.1f}%" if accuracy is not None else "")
-                + f" ({steps} steps{', diverged' if status == 'diverged' else ''})"
-            )
-            del model_copy, optimizer_copy, trainer
-        entries.extend(round_entries)
-        if index + 1 < len(plan):
-            keep = plan[index + 1][0]
-            ranked = sorted(round_entries, key=lambda entry: (entry.score, entry.lr))
-            alive = sorted(entry.lr for entry in ranked[:keep])
+    finally:
+        if start is not None:
+            start.restore()
     return entries
+
+
+def _race_round(
+    model,
+    optimizer,
+    loss_fn,
+    train_part,
+    val_part,
+    schedules,
+    callbacks,
+    options,
+    entries,
+    *,
+    alive,
+    plan,
+    index,
+    steps,
+    total_steps,
+    seed,
+    say,
+    start,
+) -> list[float]:
+    """Train and score every candidate of round ``index``; returns the learning rates that go on."""
+    from cadence.train.trainer import Trainer  # the race trains with the run's own training step
+
+    factor = total_steps / steps
+    round_entries = []
+    for lr in alive:
+        if start is not None:
+            start.restore()
+        model_copy, optimizer_copy, callback_copies = _copies(model, optimizer, callbacks)
+        compressed = {name: _compressed(schedule, lr, factor) for name, schedule in schedules.items()}
+        trainer = Trainer(
+            model_copy,
+            optimizer_copy,
+            loss_fn,
+            train_part,
+            total_steps=steps,
+            schedules=compressed,
+            eval_data=val_part,
+            callbacks=callback_copies,
+            run_dir=None,
+            seed=seed,
+            progress=False,
+            checkpoint_every_epochs=None,
+            eval_every_epochs=None,
+            log=_quiet,  # a stalled or diverged candidate is a result of the race, not a problem
+            **options,
+        )
+        state = trainer.fit()
+        score = float(state.metrics.get("val_loss", math.inf))
+        status = trainer.status or "completed"
+        if status == "diverged" or not math.isfinite(score):
+            score = math.inf
+        entry = RaceEntry(lr, index, steps, score, dict(state.metrics), status)
+        round_entries.append(entry)
+        accuracy = state.metrics.get("val_accuracy")
+        say(
+            f"  round {index + 1}/{len(plan)} lr {lr:.4g}: val loss {score:.4f}"
+            + (f", val acc {100 * accuracy:.1f}%" if accuracy is not None else "")
+            + f" ({steps} steps{', diverged' if status == 'diverged' else ''})"
+        )
+        del model_copy, optimizer_copy, trainer
+    entries.extend(round_entries)
+    if index + 1 < len(plan):
+        keep = plan[index + 1][0]
+        ranked = sorted(round_entries, key=lambda entry: (entry.score, entry.lr))
+        return sorted(entry.lr for entry in ranked[:keep])
+    return alive
 
 
 def _quiet(line: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from torch import nn
+
 from cadence.train.state import TrainState
 
 __all__ = ["HOOKS", "Callback", "hook_table"]
@@ -36,8 +38,9 @@ class Callback:
     #: True for callbacks that freeze or unfreeze parameters during the run (FreezeOut, gradual unfreezing):
     #: DDP is then built so that gradients of parameters frozen later still synchronise.
     changes_trainable: bool = False
-    #: True for callbacks that keep a full copy of the model's weights (SWA, EMA): refused under
-    #: ``strategy="fsdp"``, whose ranks hold only shards of them.
+    #: True for callbacks that keep a full copy of the model's weights: refused under ``strategy="fsdp"``,
+    #: whose ranks hold only shards of them (SWA, EMA and snapshots keep shards there; see
+    #: :meth:`sharded_state_dict`).
     keeps_full_weights: bool = False
 
     def on_fit_start(self, state: TrainState) -> None:
@@ -70,6 +73,20 @@ class Callback:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+    def sharded_state_dict(self, model: nn.Module) -> dict[str, Any]:
+        """Tensors sharded like the parameters of the sharded ``model`` (``DTensor``) that a sharded
+        checkpoint (``strategy="fsdp"``) writes with the model's shards; ``{}`` (the default) for none.
+
+        Called on every rank, when a checkpoint is written and, on resume, *before* :meth:`on_fit_start`, to
+        give ``torch.distributed.checkpoint`` tensors to load into in place; the loaded ones are then handed
+        to :meth:`load_sharded_state_dict`. :meth:`state_dict` (rank 0's, in the checkpoint file) holds the
+        rest.
+        """
+        return {}
+
+    def load_sharded_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take the tensors of :meth:`sharded_state_dict`, loaded from a sharded checkpoint."""
 
 
 def hook_table(callbacks: list[Callback]) -> dict[str, list[Callable[[TrainState], None]]]:

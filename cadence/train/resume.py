@@ -171,7 +171,7 @@ def restore_checkpoint(
         )
     from cadence.train.sharding import load_shards
 
-    load_shards(saved, model, optimizer, path)
+    load_shards(saved, model, optimizer, path, callbacks)
     precision.load_state_dict(saved.get("precision", {}))
     for callback, entry in zip(callbacks, saved_callbacks):
         callback.load_state_dict(entry["state"])

@@ -17,15 +17,13 @@ from cadence.train.callback import Callback
 __all__ = ["check_strategy_options", "load_shards", "save_shards", "shards_directory"]
 
 
-def check_strategy_options(
-    strategy: object, schedules: Mapping[str, Any], callbacks: Sequence[Callback], precision: str = "fp32"
-) -> str:
+def check_strategy_options(strategy: object, callbacks: Sequence[Callback], precision: str = "fp32") -> str:
     """``strategy`` checked (``"ddp"`` or ``"fsdp"``), and the options FSDP does not support yet refused.
 
     Refused with ``strategy="fsdp"``, whatever the world size (a run behaves the same under ``torchrun``
-    and without it): an ``"auto"`` learning rate (the LR finder and race train copies of the full model),
-    callbacks that keep a full copy of the weights (SWA, EMA: ``keeps_full_weights``), and fp16 (its loss
-    scaler does not handle sharded gradients; bf16 needs none).
+    and without it): callbacks that keep a full copy of the weights (``keeps_full_weights``; SWA, EMA and
+    snapshots keep shards instead), and fp16 (its loss scaler does not handle sharded gradients; bf16
+    needs none).
     """
     strategy = distributed.check_strategy(strategy)
     if strategy != "fsdp":
@@ -34,12 +32,6 @@ def check_strategy_options(
         raise ConfigError(
             "precision='fp16' with strategy='fsdp' is not supported: use precision='bf16' (FSDP's mixed "
             "precision, no loss scaling) or strategy='ddp'"
-        )
-    auto = [key for key, schedule in schedules.items() if getattr(schedule, "needs_lr_finder", False)]
-    if auto:
-        raise ConfigError(
-            f"max_lr='auto' with strategy='fsdp' is not supported yet (schedule {auto[0]!r}): give max_lr a "
-            "number, or find it with strategy='ddp' (cadence find-lr) and use that number"
         )
     for callback in callbacks:
         if getattr(callback, "keeps_full_weights", False):
@@ -55,19 +47,39 @@ def shards_directory(checkpoint: Path) -> Path:
     return checkpoint.with_suffix(".shards")
 
 
+def _callback_shards(callbacks: Sequence[Callback], model: nn.Module) -> dict[str, Any]:
+    """Each callback's sharded state (:meth:`Callback.sharded_state_dict`), by ``"<index>-<class>"``."""
+    found = {}
+    for index, callback in enumerate(callbacks):
+        tensors = callback.sharded_state_dict(model)
+        if tensors:
+            found[f"{index}-{type(callback).__name__}"] = tensors
+    return found
+
+
 def save_shards(
-    model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path, step: int
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    directory: Path,
+    step: int,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
-    """Every rank writes its shards of ``step`` next to the checkpoint file; returns the payload's entry."""
+    """Every rank writes its shards of ``step`` (the model's, the optimizer's and the callbacks' sharded
+    state, e.g. SWA's averaged shards) next to the checkpoint file; returns the payload's entry."""
     path = shards_directory(checkpoints.checkpoint_path(directory, step))
-    files = distributed.save_sharded(model, optimizer, path)
+    files = distributed.save_sharded(model, optimizer, path, extra=_callback_shards(callbacks, model))
     return {"directory": path.name, "files": files}
 
 
 def load_shards(
-    saved: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, checkpoint: Path | None
+    saved: Mapping[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    checkpoint: Path | None,
+    callbacks: Sequence[Callback] = (),
 ) -> None:
-    """Load the model and optimizer of a sharded checkpoint (every rank), or refuse a mismatch of strategy."""
+    """Load the model, optimizer and callbacks' sharded state of a sharded checkpoint (every rank), or
+    refuse a mismatch of strategy."""
     sharded = saved.get("sharded")
     if sharded is None:
         if distributed.is_sharded(model):
@@ -87,7 +99,14 @@ def load_shards(
             f"resume: checkpoint {str(checkpoint)!r} is sharded (strategy='fsdp'); resume it with "
             "strategy='fsdp' on the same number of ranks"
         )
+    wanted = _callback_shards(callbacks, model)
     try:
-        distributed.load_sharded(model, optimizer, checkpoint.parent / sharded["directory"], sharded["files"])
+        loaded = distributed.load_sharded(
+            model, optimizer, checkpoint.parent / sharded["directory"], sharded["files"], extra=wanted
+        )
     except distributed.ShardedCheckpointError as error:
         raise checkpoints.CheckpointError(str(error)) from error
+    for index, callback in enumerate(callbacks):
+        key = f"{index}-{type(callback).__name__}"
+        if key in loaded:
+            callback.load_sharded_state_dict(loaded[key])

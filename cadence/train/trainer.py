@@ -226,7 +226,7 @@ class Trainer:
             cudnn_benchmark=cudnn_benchmark,
         )
         #: "ddp" (replicate the model) or "fsdp" (shard it over the ranks; see docs/distributed.md).
-        self.strategy = check_strategy_options(strategy, schedules or {}, callbacks, precision)
+        self.strategy = check_strategy_options(strategy, callbacks, precision)
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -269,6 +269,10 @@ class Trainer:
         self.precision = Precision(precision, self.device)
         self.state: TrainState | None = None
         self.lr_selection = dict(lr_selection or {})
+        if self.lr_selection:  # checked now, not when the finder runs
+            from cadence.lr_finder.race import check_selection_options
+
+            check_selection_options(self.lr_selection)
         self._log_csv = csv
         #: The trackers (``loggers`` with names resolved; ``tensorboard=True`` adds a TensorBoard logger).
         self.loggers = resolve_loggers(loggers, tensorboard=tensorboard)
@@ -759,7 +763,9 @@ class Trainer:
             return
         sharded = None
         if distributed.is_sharded(self.model):  # every rank writes its own shards
-            sharded = save_shards(self.model, self.optimizer, self.run_dir / "checkpoints", state.step)
+            sharded = save_shards(
+                self.model, self.optimizer, self.run_dir / "checkpoints", state.step, self.callbacks
+            )
         if not state.is_main_process:
             return
         payload = checkpoint_payload(

@@ -12,6 +12,7 @@ from cadence.config import schema
 from cadence.data import TensorLoader
 from cadence.errors import ConfigError
 from cadence.schedules import one_cycle
+from cadence.train.callback import Callback
 from cadence.train.trainer import Trainer
 
 
@@ -63,22 +64,25 @@ def test_fsdp_in_one_process_trains_exactly_like_ddp():
         assert torch.equal(got, want)
 
 
-def test_an_auto_learning_rate_is_refused_with_what_to_do():
-    with pytest.raises(
-        ConfigError, match=r"max_lr='auto' with strategy='fsdp' is not supported yet.*give max_lr"
+def test_an_auto_learning_rate_and_weight_averaging_are_accepted():
+    # two ranks: tests/distributed/test_fsdp_averaging_and_race.py
+    for options in (
+        {"schedules": {"lr": one_cycle(max_lr="auto", total_steps=4)}},
+        {"callbacks": [SWA(start=0.5)]},
+        {"callbacks": [EMA(decay=0.9)]},
     ):
-        make_trainer(strategy="fsdp", schedules={"lr": one_cycle(max_lr="auto", total_steps=4)})
-    make_trainer(strategy="ddp", schedules={"lr": one_cycle(max_lr="auto", total_steps=4)})  # accepted
+        assert make_trainer(strategy="fsdp", **options).strategy == "fsdp"
 
 
-@pytest.mark.parametrize("callback", [SWA(start=0.5), EMA(decay=0.9)], ids=["swa", "ema"])
-def test_weight_averaging_is_refused_with_what_to_do(callback):
-    name = type(callback).__name__
+def test_a_callback_that_keeps_full_weights_is_refused_with_what_to_do():
+    class KeepsACopy(Callback):
+        keeps_full_weights = True
+
     with pytest.raises(
-        ConfigError, match=rf"{name} with strategy='fsdp' is not supported yet.*strategy='ddp'"
+        ConfigError, match=r"KeepsACopy with strategy='fsdp' is not supported yet.*strategy='ddp'"
     ):
-        make_trainer(strategy="fsdp", callbacks=[callback])
-    make_trainer(strategy="ddp", callbacks=[callback])  # accepted
+        make_trainer(strategy="fsdp", callbacks=[KeepsACopy()])
+    make_trainer(strategy="ddp", callbacks=[KeepsACopy()])  # accepted
 
 
 def test_fp16_is_refused_and_bf16_accepted():

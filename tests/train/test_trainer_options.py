@@ -128,3 +128,21 @@ def test_trainer_options_from_a_table_use_the_tables_checks():
         ConfigError, match=r'on_divergence must be one of "stop", "raise", got on_divergence=\'x\''
     ):
         TrainerOptions.from_mapping({"on_divergence": "x"})
+
+
+def test_an_unknown_lr_selection_option_is_refused_when_the_trainer_is_built():
+    import torch
+    from torch import nn
+
+    model = nn.Linear(2, 2)
+    with pytest.raises(
+        ConfigError, match=r"lr_selection: unknown option 'sweep'; expected one of method, budget"
+    ):
+        Trainer(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            nn.functional.cross_entropy,
+            [(torch.zeros(2, 2), torch.zeros(2, dtype=torch.long))],
+            total_steps=1,
+            lr_selection={"sweep": {"num_steps": 10}},
+        )
