@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -18,12 +17,13 @@ from torch import nn
 
 from cadence.errors import ConfigError
 from cadence.hyperparams import set_hyperparams
-from cadence.lr_finder.batches import batch_stream, to_device
+from cadence.lr_finder.batches import batch_stream
 from cadence.lr_finder.result import LRCurve, LRFinderResult, assess_trust
 from cadence.lr_finder.state import TrainingSnapshot
 from cadence.lr_finder.suggestions import METHODS, suggest
 from cadence.precision import Precision
-from cadence.train.step import prepare_batch
+from cadence.train.evaluation import evaluate_model
+from cadence.train.step import backward_micro_batch, gradient_sync, prepare_batch
 
 __all__ = ["choose_weight_decay", "find_lr", "planned_lrs"]
 
@@ -96,28 +96,10 @@ def _mean_over_ranks(value: torch.Tensor, distributed: bool, world_size: int) ->
     return float(value.item())
 
 
-def _validation_loss(model, loss_fn, val_data, amp, device, distributed) -> float:
-    flags = [module.training for module in model.modules()]
-    model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    count = torch.zeros((), dtype=torch.float64, device=device)
-    batches = val_data.batches(0) if callable(getattr(val_data, "batches", None)) else val_data
-    with torch.no_grad():
-        for batch in batches:
-            inputs, targets = to_device(batch[0], device), to_device(batch[1], device)
-            with amp.autocast():
-                loss = loss_fn(model(inputs), targets)
-            size = len(targets) if hasattr(targets, "__len__") else 1
-            total += loss.detach().double() * size
-            count += size
-    for module, flag in zip(model.modules(), flags):
-        module.training = flag
-    if distributed:
-        torch.distributed.all_reduce(total)
-        torch.distributed.all_reduce(count)
-    if count.item() == 0:
-        raise ConfigError("val_data yielded no batches")
-    return float((total / count).item())
+def _validation_loss(model, loss_fn, val_data, amp, device) -> float:
+    """The Trainer's evaluation (:func:`cadence.train.evaluation.evaluate_model`): the sample-weighted mean
+    loss over ``val_data``, averaged over ranks by sample count."""
+    return evaluate_model(model, val_data, loss_fn, metrics=(), device=device, precision=amp)["val_loss"]
 
 
 def _sweep(
@@ -158,7 +140,6 @@ def _sweep(
             seed=int(step_options.get("seed", 0)),
             num_classes=num_classes,
         )
-    no_sync = getattr(model, "no_sync", None)
     tried: list[float] = []
     losses: list[float] = []
     smoothed_losses: list[float] = []
@@ -179,16 +160,14 @@ def _sweep(
                 for callback in batch_callbacks:
                     callback.on_batch_start(hook_state)
                 inputs, targets = hook_state.batch
-            # DDP: only the last micro-batch of an update all-reduces gradients.
+            # the Trainer's micro-batch: gradients reduced over ranks on the last micro-batch only
             final = micro == accumulation_steps - 1
-            with nullcontext() if final or no_sync is None else no_sync():
-                with amp.autocast():
-                    loss = loss_fn(model(inputs), targets)
-                amp.backward(loss / accumulation_steps)
+            with gradient_sync(model, final=final, group_size=accumulation_steps):
+                _, loss = backward_micro_batch(model, loss_fn, inputs, targets, amp, accumulation_steps)
             total += loss.detach().double()
         amp.step(optimizer, None, grad_clip)
         if val_data is not None:
-            value = _validation_loss(model, loss_fn, val_data, amp, device, distributed)
+            value = _validation_loss(model, loss_fn, val_data, amp, device)
         else:
             # Averaged over ranks so every rank sees the same curve and stops at the same step.
             value = _mean_over_ranks(total / accumulation_steps, distributed, world_size)

@@ -46,12 +46,11 @@ from cadence.train.setup import (
 from cadence.train.sharding import check_strategy_options, save_shards
 from cadence.train.stall import stall_message, update_trend
 from cadence.train.state import TrainState
-from cadence.train.step import prepare_batch
+from cadence.train.step import backward_micro_batch, gradient_sync, prepare_batch
 from cadence.train.targets import data_num_classes, infer_num_classes, output_classes
 
 __all__ = ["Trainer", "accuracy"]
 
-_NO_CONTEXT = contextlib.nullcontext()  # reusable: no allocation per micro-batch
 
 #: Steps between two reads of the training loss (see benchmarks/results/sync_interval.md for the choice).
 LOG_EVERY_N_STEPS = 10
@@ -347,7 +346,6 @@ class Trainer:
         group_size = micro = 0
         loss_sum: torch.Tensor | None = None
         completed = True  # False when a stop or the step budget ends the loop before the data does
-        fsdp = distributed.is_sharded(self.model)
         batches, self._epoch_rng = epoch_iterator(
             self.train_data, state.epoch, state.batch_index, self._resume_epoch_rng
         )
@@ -360,16 +358,12 @@ class Trainer:
             state.batch = self._prepare_batch(batch)
             self._call("on_batch_start", state)
             inputs, targets = state.batch
-            last_micro_batch = micro == group_size - 1
-            synchronise = last_micro_batch or self._ddp is None
-            if fsdp and group_size > 1:  # FSDP: reduce-scatter once per optimizer step, not per micro-batch
-                self.model.set_requires_gradient_sync(last_micro_batch)
-            with _NO_CONTEXT if synchronise else self._ddp.no_sync():
-                with self.precision.autocast():
-                    state.outputs = self._forward(inputs)
-                    state.loss = self.loss_fn(state.outputs, targets)
-                # Dividing by the group size makes k accumulated micro-batches one mean-loss update.
-                self.precision.backward(state.loss / group_size if group_size > 1 else state.loss)
+            # DDP all-reduces, FSDP reduce-scatters, once per optimizer step: after its last micro-batch
+            final = micro == group_size - 1
+            with gradient_sync(self._ddp or self.model, final=final, group_size=group_size):
+                state.outputs, state.loss = backward_micro_batch(
+                    self._forward, self.loss_fn, inputs, targets, self.precision, group_size
+                )
             self._call("on_after_backward", state)
             detached = state.loss.detach()
             loss_sum = detached if loss_sum is None else loss_sum + detached
