@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, get_swa_multi_avg_fn, update_bn
 
+from cadence.data.batches import epoch_batches
 from cadence.errors import ConfigError
 from cadence.hyperparams import as_schedule
 from cadence.schedules.base import Schedule
@@ -106,8 +107,10 @@ def _average_batch_norm_over_ranks(model: nn.Module) -> None:
                 statistic.div_(dist.get_world_size())
 
 
-def _inputs_only(batches: Iterable[Any]):
-    for batch in batches:
+def _inputs_only(batches: Any):
+    """The inputs of each batch of ``batches`` (epoch 0 of a loader with ``batches(epoch)``, else the
+    iterable itself; :func:`cadence.data.batches.epoch_batches`): ``(inputs, ...)`` pairs or inputs."""
+    for batch in epoch_batches(batches, 0):
         yield batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
@@ -334,8 +337,9 @@ class WeightAverage:
         *,
         model: nn.Module | None = None,
     ) -> None:
-        """Recompute the averaged model's batch-norm statistics over ``batches`` (``(inputs, ...)`` or
-        inputs); nothing happens without batch norm or before the first update.
+        """Recompute the averaged model's batch-norm statistics over ``batches``: a loader with
+        ``batches(epoch)`` (its epoch 0), a DataLoader or any iterable of ``(inputs, ...)`` batches or of
+        inputs; nothing happens without batch norm or before the first update.
 
         A sharded average needs the trained ``model``: the statistics are computed on it with the average
         applied, each rank over its own ``batches`` (every rank must see the same number of batches: the

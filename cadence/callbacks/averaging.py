@@ -99,9 +99,7 @@ class _Averaging(Callback):
         model = unwrap_model(state.model)
         sharded = self.average.sharded  # every rank takes part: the steps below gather shards
         if self.update_bn and state.train_data is not None:
-            data = state.train_data
-            batches = data.batches(0) if hasattr(data, "batches") else data
-            self.average.update_bn(batches, state.device, model=model)
+            self.average.update_bn(state.train_data, state.device, model=model)  # its epoch 0
         self.results = {}
         if state.evaluate is not None and state.eval_data is not None:
             if sharded:

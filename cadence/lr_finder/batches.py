@@ -8,20 +8,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from cadence.data.batches import epoch_batches, move_to_device
 from cadence.errors import ConfigError
 
 __all__ = ["batch_stream", "to_device"]
 
 
 def to_device(value: Any, device: torch.device) -> Any:
-    """Move the tensors in ``value`` (a tensor, or lists/tuples/dicts of them) to ``device``."""
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_device(v, device) for v in value)
-    if isinstance(value, dict):
-        return {k: to_device(v, device) for k, v in value.items()}
-    return value
+    """Move the tensors in ``value`` (a tensor, or lists/tuples/dicts of them) to ``device``
+    (:func:`cadence.data.batches.move_to_device`)."""
+    return move_to_device(value, torch.device(device))
 
 
 def batch_stream(data: Any, repeat: int, repeats: int, seed: int) -> Iterator[Any]:
@@ -32,22 +28,14 @@ def batch_stream(data: Any, repeat: int, repeats: int, seed: int) -> Iterator[An
     seeded generator for ``r > 0``; a ``DataLoader`` with ``shuffle=True`` draws its order from torch's global
     generator, which the caller seeds per repeat.
     """
-    batches_of_epoch = getattr(data, "batches", None)
-    sampler = getattr(data, "sampler", None)
     items = data
-    if repeat > 0 and isinstance(data, Sequence) and not callable(batches_of_epoch):
+    if repeat > 0 and isinstance(data, Sequence) and not callable(getattr(data, "batches", None)):
         order = np.random.default_rng(seed + repeat).permutation(len(data))
         items = [data[int(i)] for i in order]
     epoch = repeat
     while True:
-        if callable(batches_of_epoch):
-            iterator = iter(batches_of_epoch(epoch))
-        else:
-            if callable(getattr(sampler, "set_epoch", None)):
-                sampler.set_epoch(epoch)
-            iterator = iter(items)
         count = 0
-        for batch in iterator:
+        for batch in epoch_batches(items, epoch):  # the Trainer's data protocol
             count += 1
             yield batch
         if count == 0:

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from cadence import distributed
+from cadence.data.batches import epoch_batches, move_to_device, split_batch
 from cadence.errors import ConfigError
 from cadence.precision import Precision
-from cadence.train.batches import epoch_batches, move_to_device, split_batch
 
 __all__ = ["accuracy", "evaluate_model"]
 

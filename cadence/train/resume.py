@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from cadence import distributed
+from cadence.data.batches import epoch_batches
 from cadence.errors import ConfigError
 from cadence.hyperparams import ScheduleOrValue
 from cadence.precision import Precision
 from cadence.train import checkpoint as checkpoints
-from cadence.train.batches import epoch_batches
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
 

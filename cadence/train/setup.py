@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from cadence import distributed
+from cadence.data.batches import count_batches
 from cadence.errors import ConfigError
 from cadence.train import checkpoint as checkpoints
-from cadence.train.batches import count_batches
 from cadence.train.callback import Callback
 from cadence.train.compiling import compile_module
 

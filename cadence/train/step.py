@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from cadence.data.batches import move_to_device, split_batch
 from cadence.precision import Precision
-from cadence.train.batches import move_to_device, split_batch
 from cadence.train.targets import smoothed_one_hot
 from cadence.weights import is_sharded_module
 

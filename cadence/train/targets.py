@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from cadence.data.batches import epoch_batches, move_to_device, split_batch
 from cadence.errors import ConfigError
 from cadence.train import checkpoint as checkpoints
-from cadence.train.batches import epoch_batches, move_to_device, split_batch
 
 __all__ = ["data_num_classes", "infer_num_classes", "output_classes", "smoothed_one_hot"]
 
