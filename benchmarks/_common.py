@@ -168,6 +168,21 @@ CNN_SETUPS = {
 }
 
 
+def held_out_accuracy(
+    model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int = 500
+) -> float:
+    """Accuracy (a fraction) of ``model`` on ``(inputs, targets)``: the Trainer's evaluation
+    (``cadence.train.evaluation.evaluate_model``, eval mode, modes restored), in batches of ``batch_size``."""
+    from cadence.train.evaluation import evaluate_model
+
+    batches = [
+        (inputs[i : i + batch_size], targets[i : i + batch_size]) for i in range(0, len(inputs), batch_size)
+    ]
+    device = next((parameter.device for parameter in model.parameters()), torch.device("cpu"))
+    scores = evaluate_model(model, batches, torch.nn.functional.cross_entropy, device=device)
+    return scores["val_accuracy"]
+
+
 def evaluate_scores(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
     """Accuracy, NLL (cross-entropy) and ECE (15 bins) of ``model`` in eval mode, in batches of 500."""
     from cadence.calibration import expected_calibration_error

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fashion_tensors, mean_std, run_record, significance
+from _common import fashion_tensors, held_out_accuracy, mean_std, run_record, significance
 
 from cadence.freezing import apply_freezeout, freezeout_param_groups, optimizer_group_index
 from cadence.param_groups import layer_groups
@@ -80,17 +80,6 @@ def make_model(name: str) -> tuple[nn.Module, str]:
         return local_model(name), "benchmarks/freezeout.py (local definition)"
 
 
-def evaluate(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for start in range(0, len(inputs), 500):
-            predictions = model(inputs[start : start + 500]).argmax(1)
-            correct += (predictions == targets[start : start + 500]).sum().item()
-    model.train()
-    return correct / len(inputs)
-
-
 def run(arm: str, model_name: str, data, seed: int, args, t0: float | None = None) -> dict:
     x_train, y_train, x_test, y_test = data
     torch.manual_seed(seed)
@@ -124,7 +113,7 @@ def run(arm: str, model_name: str, data, seed: int, args, t0: float | None = Non
     wall, cpu = time.perf_counter() - start_time, time.process_time() - start_cpu
     return {
         "arm": arm, "t0": t0, "model": model_name, "seed": seed, "wall_time": wall, "cpu_time": cpu,
-        "accuracy": evaluate(model, x_test, y_test), "groups": len(groups), "model_source": source,
+        "accuracy": held_out_accuracy(model, x_test, y_test), "groups": len(groups), "model_source": source,
     }  # fmt: skip
 
 

@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import mean_std
+from _common import held_out_accuracy, mean_std
 
 from cadence.data import TensorLoader, load
 from cadence.hyperparams import set_hyperparams
@@ -140,17 +140,6 @@ def make_optimizer(model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
 
-def accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        correct = sum(
-            (model(inputs[i : i + 1000]).argmax(1) == targets[i : i + 1000]).sum().item()
-            for i in range(0, len(targets), 1000)
-        )
-    model.train()
-    return 100.0 * correct / len(targets)
-
-
 def train(setup: dict, data, schedule: OneCycle, seed: int, loader: TensorLoader) -> tuple[float, float]:
     """Train from the seed's initialisation with ``schedule``; returns (test accuracy %, seconds)."""
     torch.manual_seed(seed)
@@ -169,7 +158,7 @@ def train(setup: dict, data, schedule: OneCycle, seed: int, loader: TensorLoader
     seconds = time.perf_counter() - start
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         return float("nan"), seconds
-    return accuracy(model, data.test.inputs, data.test.targets), seconds
+    return 100.0 * held_out_accuracy(model, data.test.inputs, data.test.targets, 1000), seconds
 
 
 def auto_lrs(
