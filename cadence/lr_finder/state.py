@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import random
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
+
+from cadence.train.checkpoint import capture_rng_state, restore_rng_state
 
 __all__ = ["TrainingSnapshot"]
 
@@ -30,14 +30,7 @@ class TrainingSnapshot:
         self.gradients = [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
         self.training_flags = [module.training for module in model.modules()]
         self.optimizer_state = copy.deepcopy(optimizer.state_dict())
-        self.python_random = random.getstate()
-        self.numpy_random = np.random.get_state()
-        self.torch_random = torch.get_rng_state()
-        self.cuda_random = (
-            torch.cuda.get_rng_state_all()
-            if torch.cuda.is_available() and torch.cuda.is_initialized()
-            else None
-        )
+        self.random_state = capture_rng_state()  # the checkpoint's own capture: one owner of the RNGs
         self.sampler = sampler if hasattr(sampler, "epoch") else None
         self.sampler_epoch = getattr(self.sampler, "epoch", None)
 
@@ -52,10 +45,6 @@ class TrainingSnapshot:
         # load_state_dict may keep references to the tensors it is given: hand it a fresh copy each time so
         # the snapshot itself is never updated in place by a later sweep.
         self.optimizer.load_state_dict(copy.deepcopy(self.optimizer_state))
-        random.setstate(self.python_random)
-        np.random.set_state(self.numpy_random)
-        torch.set_rng_state(self.torch_random)
-        if self.cuda_random is not None:
-            torch.cuda.set_rng_state_all(self.cuda_random)
+        restore_rng_state(self.random_state)
         if self.sampler is not None:
             self.sampler.epoch = self.sampler_epoch
