@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cadence.errors import ConfigError
-from cadence.weights import full_state_dict, is_sharded_module
+from cadence.weights import full_state_dict, is_sharded_module, unwrap_model
 
 __all__ = [
     "COMBINE_MODES",
@@ -49,17 +49,6 @@ __all__ = [
 COMBINE_MODES = ("mean_prob", "mean_logit", "vote")
 METRICS = ("accuracy", "loss", "error")
 MemberSpec = nn.Module | str | os.PathLike
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside a DistributedDataParallel / DataParallel and/or ``torch.compile`` wrapper."""
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
-            model = model._orig_mod
-        else:
-            return model
 
 
 def load_member(path: str | os.PathLike, model_factory: Callable[[], nn.Module] | None) -> nn.Module:

@@ -20,7 +20,19 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["full_state_dict", "is_sharded_module", "local_tensor", "resharded"]
+__all__ = ["full_state_dict", "is_sharded_module", "local_tensor", "resharded", "unwrap_model"]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside a ``DistributedDataParallel`` / ``DataParallel`` and/or ``torch.compile``
+    wrapper, or ``model`` itself; state dicts saved from it have the same keys with and without wrappers."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        else:
+            return model
 
 
 def _fsdp_module_class() -> type | None:

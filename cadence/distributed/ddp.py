@@ -21,6 +21,7 @@ from cadence.distributed import environment
 from cadence.distributed.environment import is_distributed
 from cadence.distributed.fsdp import check_strategy, shard_model
 from cadence.errors import ConfigError
+from cadence.weights import unwrap_model
 
 __all__ = [
     "CollectiveTimeoutError",
@@ -190,20 +191,6 @@ def changes_trainable(callbacks: Iterable[object]) -> bool:
         model = wrap_model(model, device, trainable_changes=changes_trainable(callbacks))
     """
     return any(getattr(callback, "changes_trainable", False) for callback in callbacks)
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """Return the module inside a DDP wrapper (and inside ``torch.compile``), or ``model`` itself.
-
-    Use it to save and load state dicts, so checkpoints have the same keys with and without DDP.
-    """
-    while True:
-        if isinstance(model, DistributedDataParallel):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
-            model = model._orig_mod
-        else:
-            return model
 
 
 def all_reduce_sum_tensor(tensor: torch.Tensor) -> torch.Tensor:
