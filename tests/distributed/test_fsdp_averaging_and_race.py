@@ -22,6 +22,7 @@ from cadence.errors import ConfigError
 from cadence.schedules import one_cycle
 from cadence.train.callback import Callback
 from cadence.train.trainer import Trainer
+from cadence.weights import local_tensor
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
@@ -127,9 +128,13 @@ def worker(rank: int, directory: Path) -> None:
         "untouched": all(torch.equal(a, b) for a, b in zip(before, full(sharded.model), strict=True)),
         "ddp": build(rank, None, "ddp", auto=True).select_lr().to_dict(),
     }
-    # the plain-loop average of a sharded model holds shards: asking for a module says what to do instead
+    # the plain-loop average of a sharded model holds this rank's shards, not a module
+    average = EMAWeights(sharded.model)
+    kept = average.sharded_state_dict(sharded.model)["parameters"].values()
+    result["kept_values"] = sum(local_tensor(tensor).numel() for tensor in kept)
+    result["model_values"] = sum(parameter.numel() for parameter in sharded.model.parameters())
     try:
-        result["module"] = type(EMAWeights(sharded.model).module).__name__
+        result["module"] = type(average.module).__name__
     except ConfigError as error:
         result["module"] = str(error)
     save_result(directory, rank, result)
@@ -170,5 +175,8 @@ def test_averages_snapshots_and_the_race_under_fsdp(ranks, tmp_path):
         fsdp_scores = [entry["score"] for entry in race["fsdp"]["entries"]]
         assert fsdp_scores == pytest.approx([entry["score"] for entry in race["ddp"]["entries"]], rel=1e-4)
     assert rank0["race"]["fsdp"]["value"] == rank1["race"]["fsdp"]["value"]
+    # each rank keeps its own part of the average: together the model once, not once per rank
+    assert rank0["kept_values"] + rank1["kept_values"] == rank0["model_values"]
+    assert 0 < rank1["kept_values"] < rank0["model_values"]
     assert "holds this rank's shards" in rank0["module"]
     assert "with average.applied(model)" in rank0["module"]
