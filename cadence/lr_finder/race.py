@@ -400,108 +400,65 @@ def _race(
     seed,
     say,
 ) -> list[RaceEntry]:
+    from cadence.train.trainer import Trainer  # the race trains with the run's own training step
+
     entries: list[RaceEntry] = []
     alive = list(ladder)
     plan = race_plan(len(ladder), budget_steps)
-    sharded = distributed.is_sharded(model)
     # FSDP: every candidate trains the sharded model itself, from its shards as they are now
-    start = TrainingSnapshot(model, optimizer) if sharded else None
-    if sharded:
+    start = TrainingSnapshot(model, optimizer) if distributed.is_sharded(model) else None
+    if start is not None:
         options = {**options, "strategy": "fsdp"}
     try:
         for index, (_, steps) in enumerate(plan):
-            alive = _race_round(
-                model,
-                optimizer,
-                loss_fn,
-                train_part,
-                val_part,
-                schedules,
-                callbacks,
-                options,
-                entries,
-                alive=alive,
-                plan=plan,
-                index=index,
-                steps=min(steps, total_steps),
-                total_steps=total_steps,
-                seed=seed,
-                say=say,
-                start=start,
-            )
+            steps = min(steps, total_steps)
+            factor = total_steps / steps
+            round_entries = []
+            for lr in alive:
+                if start is not None:
+                    start.restore()
+                model_copy, optimizer_copy, callback_copies = _copies(model, optimizer, callbacks)
+                compressed = {name: _compressed(schedule, lr, factor) for name, schedule in schedules.items()}
+                trainer = Trainer(
+                    model_copy,
+                    optimizer_copy,
+                    loss_fn,
+                    train_part,
+                    total_steps=steps,
+                    schedules=compressed,
+                    eval_data=val_part,
+                    callbacks=callback_copies,
+                    run_dir=None,
+                    seed=seed,
+                    progress=False,
+                    checkpoint_every_epochs=None,
+                    eval_every_epochs=None,
+                    log=_quiet,  # a stalled or diverged candidate is a result of the race, not a problem
+                    **options,
+                )
+                state = trainer.fit()
+                score = float(state.metrics.get("val_loss", math.inf))
+                status = trainer.status or "completed"
+                if status == "diverged" or not math.isfinite(score):
+                    score = math.inf
+                entry = RaceEntry(lr, index, steps, score, dict(state.metrics), status)
+                round_entries.append(entry)
+                accuracy = state.metrics.get("val_accuracy")
+                say(
+                    f"  round {index + 1}/{len(plan)} lr {lr:.4g}: val loss {score:.4f}"
+                    + (f", val acc {100 * accuracy:.1f}%" if accuracy is not None else "")
+                    + f" ({steps} steps{', diverged' if status == 'diverged' else ''})"
+                )
+                del model_copy, optimizer_copy, trainer
+            entries.extend(round_entries)
+            if index + 1 < len(plan):
+                keep = plan[index + 1][0]
+                ranked = sorted(round_entries, key=lambda entry: (entry.score, entry.lr))
+                alive = sorted(entry.lr for entry in ranked[:keep])
     finally:
         if start is not None:
-            start.restore()
+            start.restore()  # the caller's sharded model as it was
     return entries
-
-
-def _race_round(
-    model,
-    optimizer,
-    loss_fn,
-    train_part,
-    val_part,
-    schedules,
-    callbacks,
-    options,
-    entries,
-    *,
-    alive,
-    plan,
-    index,
-    steps,
-    total_steps,
-    seed,
-    say,
-    start,
-) -> list[float]:
-    """Train and score every candidate of round ``index``; returns the learning rates that go on."""
-    from cadence.train.trainer import Trainer  # the race trains with the run's own training step
-
-    factor = total_steps / steps
-    round_entries = []
-    for lr in alive:
-        if start is not None:
-            start.restore()
-        model_copy, optimizer_copy, callback_copies = _copies(model, optimizer, callbacks)
-        compressed = {name: _compressed(schedule, lr, factor) for name, schedule in schedules.items()}
-        trainer = Trainer(
-            model_copy,
-            optimizer_copy,
-            loss_fn,
-            train_part,
-            total_steps=steps,
-            schedules=compressed,
-            eval_data=val_part,
-            callbacks=callback_copies,
-            run_dir=None,
-            seed=seed,
-            progress=False,
-            checkpoint_every_epochs=None,
-            eval_every_epochs=None,
-            log=_quiet,  # a stalled or diverged candidate is a result of the race, not a problem
-            **options,
-        )
-        state = trainer.fit()
-        score = float(state.metrics.get("val_loss", math.inf))
-        status = trainer.status or "completed"
-        if status == "diverged" or not math.isfinite(score):
-            score = math.inf
-        entry = RaceEntry(lr, index, steps, score, dict(state.metrics), status)
-        round_entries.append(entry)
-        accuracy = state.metrics.get("val_accuracy")
-        say(
-            f"  round {index + 1}/{len(plan)} lr {lr:.4g}: val loss {score:.4f}"
-            + (f", val acc {100 * accuracy:.1f}%" if accuracy is not None else "")
-            + f" ({steps} steps{', diverged' if status == 'diverged' else ''})"
-        )
-        del model_copy, optimizer_copy, trainer
-    entries.extend(round_entries)
-    if index + 1 < len(plan):
-        keep = plan[index + 1][0]
-        ranked = sorted(round_entries, key=lambda entry: (entry.score, entry.lr))
-        return sorted(entry.lr for entry in ranked[:keep])
-    return alive
 
 
 def _quiet(line: str) -> None:
