@@ -12,6 +12,18 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from cadence.distributed import find_free_port
+from cadence.train.callback import Callback
+
+
+class StopAt(Callback):
+    """Stops the run at ``step`` (inside an epoch): the interrupted half of a resumed run."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, state) -> None:
+        if state.step == self.step:
+            state.should_stop = True
 
 
 def _entry(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-from distributed_helpers import load_results, save_result
+from distributed_helpers import StopAt, load_results, save_result
 from torch import nn
 
 from cadence import distributed
@@ -51,17 +51,6 @@ def full_parameters(model: nn.Module) -> list[torch.Tensor]:
         tensor = parameter.full_tensor() if hasattr(parameter, "full_tensor") else parameter
         gathered.append(tensor.detach().clone())
     return gathered
-
-
-class StopAt(Callback):
-    """Stops the run at ``step`` (inside an epoch): the interrupted half of a resumed run."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, state) -> None:
-        if state.step == self.step:
-            state.should_stop = True
 
 
 class GradientPresence(Callback):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-from distributed_helpers import load_results, save_result
+from distributed_helpers import StopAt, load_results, save_result
 from torch import nn
 
 from cadence.averaging import EMAWeights
@@ -20,7 +20,6 @@ from cadence.callbacks import EMA, SWA, SnapshotEnsemble
 from cadence.data import TensorLoader
 from cadence.errors import ConfigError
 from cadence.schedules import one_cycle
-from cadence.train.callback import Callback
 from cadence.train.trainer import Trainer
 from cadence.weights import local_tensor
 
@@ -41,15 +40,6 @@ def make_model(batch_norm: bool = False) -> nn.Module:
     torch.manual_seed(1)
     middle = nn.BatchNorm1d(16) if batch_norm else nn.LayerNorm(16)
     return nn.Sequential(nn.Linear(6, 16), middle, nn.Tanh(), nn.Linear(16, 16), nn.Linear(16, 3))
-
-
-class StopAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, state) -> None:
-        if state.step == self.step:
-            state.should_stop = True
 
 
 def build(
