@@ -12,7 +12,10 @@ Integrity: every checkpoint carries ``"format"`` (:data:`CHECKPOINT_FORMAT`) and
 SHA-256 over the payload (every tensor's dtype, shape and bytes, and every other value, in order).
 :func:`load_checkpoint` recomputes it, so bytes flipped inside a tensor are reported instead of loaded.
 Format 1 files (written before checksums existed) load unverified; any other format is refused with a
-message naming it. A sharded checkpoint (``strategy="fsdp"``) is such a file plus a ``step-….shards``
+message naming it. The keys each format requires, and their types, are in
+:mod:`cadence.train.checkpoint_schema`; a loaded file missing one, or holding a value of another type, is
+refused naming the key (``trainer.total_steps``), the type expected and the format.
+A sharded checkpoint (``strategy="fsdp"``) is such a file plus a ``step-….shards``
 directory written by ``torch.distributed.checkpoint``; the file holds the SHA-256 of each shard file, which
 is checked too. The errors say which of these happened: the file is corrupt or not a checkpoint at all,
 it holds objects that would run code, its checksum does not match, or its format is unknown.
@@ -36,12 +39,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from cadence.errors import ConfigError
 from cadence.tracking.checkpoint_files import checkpoint_path, latest_checkpoint, list_checkpoints
+from cadence.train.checkpoint_schema import (
+    CHECKPOINT_FORMAT,
+    READABLE_FORMATS,
+    CheckpointError,
+    CheckpointRecord,
+    payload_format,
+    validate_payload,
+)
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
+    "CheckpointRecord",
     "capture_rng_state",
     "checkpoint_path",
     "latest_checkpoint",
@@ -54,16 +65,8 @@ __all__ = [
     "select_checkpoint",
 ]
 
-#: The checkpoint layout this version writes; :func:`load_checkpoint` reads this one and format 1.
-CHECKPOINT_FORMAT = 2
-_READABLE_FORMATS = (1, CHECKPOINT_FORMAT)
-
-
-class CheckpointError(ConfigError):
-    """A checkpoint is missing, corrupt, of an unknown format, or contains objects that would run code.
-
-    Also raised when a checkpoint cannot be written (e.g. the disk is full).
-    """
+# The format versions and what each requires: cadence.train.checkpoint_schema.
+_READABLE_FORMATS = READABLE_FORMATS
 
 
 def payload_checksum(payload: dict[str, Any]) -> str:
@@ -134,10 +137,12 @@ def _write_error(path: Path, error: OSError) -> CheckpointError:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` onto the CPU and verify its format and checksum.
+    """Load a checkpoint with ``weights_only=True`` onto the CPU and verify its format, checksum and keys.
 
     Raises :class:`CheckpointError` saying what failed: no such file; corrupt or not a checkpoint; objects
-    that would run code; not a cadence Trainer checkpoint; an unknown format; a checksum mismatch.
+    that would run code; not a cadence Trainer checkpoint; an unknown format; a checksum mismatch; a key
+    its format requires missing or of the wrong type (:data:`~cadence.train.checkpoint_schema.SCHEMAS`).
+    :meth:`~cadence.train.checkpoint_schema.CheckpointRecord.from_payload` gives the typed record.
     """
     path = Path(path)
     if not path.is_file():
@@ -162,8 +167,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from error
     if not isinstance(payload, dict) or "trainer" not in payload:
         raise CheckpointError(f"{str(path)!r} is not a cadence Trainer checkpoint (no 'trainer' entry)")
-    version = payload.get("format", 1)
-    if version not in _READABLE_FORMATS:
+    version = payload_format(payload)
+    if version not in _READABLE_FORMATS or isinstance(version, bool):
         raise CheckpointError(
             f"checkpoint {str(path)!r} has format {version!r}; this cadence reads formats "
             f"{', '.join(map(str, _READABLE_FORMATS))} (was it written by a newer cadence?)"
@@ -178,6 +183,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                 f"checkpoint {str(path)!r} is corrupt: its SHA-256 checksum does not match its contents "
                 f"(stored {stored['digest'][:12]}…, computed {actual[:12]}…)"
             )
+    validate_payload(payload, path)  # every key its format requires, of the right type
     if isinstance(payload.get("sharded"), dict):
         _verify_shards(path, payload["sharded"])
     return payload

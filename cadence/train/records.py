@@ -12,6 +12,7 @@ from typing import Any
 
 from cadence.tracking.run import RunWriter, git_revision, read_json
 from cadence.train.callback import Callback
+from cadence.train.checkpoint_schema import CheckpointRecord
 from cadence.train.state import TrainState
 
 __all__ = [
@@ -112,7 +113,7 @@ def changed_fingerprint_keys(run_dir: Path | None, fingerprint: Mapping[str, Any
 
 def open_run(
     state: TrainState,
-    saved: dict[str, Any] | None,
+    saved: CheckpointRecord | None,
     *,
     config: Mapping[str, Any] | None,
     csv: bool,
@@ -153,7 +154,7 @@ def open_run(
         before = read_json(run_dir / "meta.json")
         meta["started_at"] = before.get("started_at")
         meta["trackers"] = before.get("trackers") or {}
-    keep = saved["trainer"].get("metrics_lines") if saved is not None else None
+    keep = saved.trainer.metrics_lines if saved is not None else None
     writer.start(meta, config, keep_lines=keep)
     return writer
 

@@ -21,6 +21,7 @@ from cadence.hyperparams import ScheduleOrValue
 from cadence.precision import Precision
 from cadence.train import checkpoint as checkpoints
 from cadence.train.callback import Callback
+from cadence.train.checkpoint_schema import CallbackRecord, CheckpointRecord, TrainerRecord
 from cadence.train.state import TrainState
 
 __all__ = [
@@ -33,16 +34,25 @@ __all__ = [
     "write_checkpoint",
 ]
 
-#: Counters copied one to one between :class:`TrainState` and the payload's ``"trainer"`` entry.
-_COUNTERS = ("step", "epoch", "batch_index", "skipped_steps", "wall_time", "last_loss")
-#: Added later: a checkpoint without them resumes with the defaults (stall detection restarts).
-_OPTIONAL_COUNTERS = ("loss_start", "loss_average")
+#: Counters copied one to one between :class:`TrainState` and the checkpoint's ``trainer`` record
+#: (``loss_start`` and ``loss_average`` were added later: an older file gives NaN, so stall detection
+#: restarts; see :mod:`cadence.train.checkpoint_schema`).
+_COUNTERS = (
+    "step",
+    "epoch",
+    "batch_index",
+    "skipped_steps",
+    "wall_time",
+    "last_loss",
+    "loss_start",
+    "loss_average",
+)
 
 
 def find_checkpoint(
     resume: str | Path | None, run_dir: Path | None
-) -> tuple[dict[str, Any] | None, Path | None, list[str]]:
-    """The checkpoint ``fit(resume=...)`` asks for: ``(payload, path, problems)``.
+) -> tuple[CheckpointRecord | None, Path | None, list[str]]:
+    """The checkpoint ``fit(resume=...)`` asks for: ``(record, path, problems)``.
 
     ``None`` gives ``(None, None, [])``; ``"auto"`` is ``"latest"`` in a process that ``torchrun
     --max-restarts`` restarted (``TORCHELASTIC_RESTART_COUNT > 0``) and ``None`` otherwise. ``"latest"``
@@ -76,8 +86,8 @@ def find_checkpoint(
             return None, None, problems
         if payload is None:  # ranks other than 0 load the file rank 0 chose
             payload = checkpoints.load_checkpoint(chosen)
-        return payload, Path(chosen), problems
-    return checkpoints.load_checkpoint(resume), Path(resume), []
+        return CheckpointRecord.from_payload(payload, chosen), Path(chosen), problems
+    return CheckpointRecord.from_payload(checkpoints.load_checkpoint(resume), resume), Path(resume), []
 
 
 def checkpoint_payload(
@@ -92,7 +102,7 @@ def checkpoint_payload(
     schedules: dict[str, Any],
     epoch_rng: torch.Tensor | None,
     sharded: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> CheckpointRecord:
     """Everything a resume needs; ``epoch_rng`` is torch's generator state at the start of the epoch.
 
     ``sharded`` (``strategy="fsdp"``): the shards' directory and file digests, which stand in for the
@@ -103,30 +113,29 @@ def checkpoint_payload(
         if sharded is not None
         else {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
     )
-    return {
-        "format": checkpoints.CHECKPOINT_FORMAT,
+    return CheckpointRecord(
         **weights,
-        "precision": precision.state_dict(),
-        "callbacks": [
-            {"class": type(callback).__name__, "state": callback.state_dict()} for callback in callbacks
-        ],
-        "trainer": {
-            **{field: getattr(state, field) for field in (*_COUNTERS, *_OPTIONAL_COUNTERS)},
-            "metrics": dict(state.metrics),
-            "best": dict(best),
-            "total_steps": state.total_steps,
-            "world_size": state.world_size,
-            "metrics_lines": metrics_lines,
-            "schedules": schedules,
-        },
-        "rng": checkpoints.capture_rng_state(),
-        "epoch_rng": epoch_rng,
-    }
+        precision=precision.state_dict(),
+        callbacks=tuple(
+            CallbackRecord(type(callback).__name__, callback.state_dict()) for callback in callbacks
+        ),
+        trainer=TrainerRecord(
+            **{field: getattr(state, field) for field in _COUNTERS},
+            metrics=dict(state.metrics),
+            best=dict(best),
+            total_steps=state.total_steps,
+            world_size=state.world_size,
+            metrics_lines=metrics_lines,
+            schedules=schedules,
+        ),
+        rng=checkpoints.capture_rng_state(),
+        epoch_rng=epoch_rng,
+    )
 
 
-def write_checkpoint(payload: dict[str, Any], directory: Path, step: int, keep: int) -> None:
-    """Save ``payload`` as the checkpoint of ``step`` in ``directory``, keeping the newest ``keep``."""
-    checkpoints.save_checkpoint(payload, checkpoints.checkpoint_path(directory, step))
+def write_checkpoint(record: CheckpointRecord, directory: Path, step: int, keep: int) -> None:
+    """Save ``record`` as the checkpoint of ``step`` in ``directory``, keeping the newest ``keep``."""
+    checkpoints.save_checkpoint(record.to_payload(), checkpoints.checkpoint_path(directory, step))
     checkpoints.prune_checkpoints(directory, keep)
 
 
@@ -143,7 +152,7 @@ def schedule_configs(schedules: Mapping[str, ScheduleOrValue]) -> dict[str, Any]
 
 
 def restore_checkpoint(
-    saved: dict[str, Any],
+    saved: CheckpointRecord,
     state: TrainState,
     *,
     model: nn.Module,
@@ -155,32 +164,30 @@ def restore_checkpoint(
     """Check ``saved`` fits this run, load it into the objects and ``state``; returns the best metrics.
 
     ``path`` is the checkpoint file's (a sharded checkpoint's shards lie next to it)."""
-    trainer = saved["trainer"]
-    distributed.check_world_size(trainer.get("world_size"), state.world_size)
-    if trainer.get("total_steps") not in (None, state.total_steps):
+    trainer = saved.trainer
+    distributed.check_world_size(trainer.world_size, state.world_size)
+    if trainer.total_steps != state.total_steps:
         raise ConfigError(
-            f"resume: the checkpoint is from a run of total_steps={trainer['total_steps']} but this run "
+            f"resume: the checkpoint is from a run of total_steps={trainer.total_steps} but this run "
             f"has total_steps={state.total_steps}; resume with the same epochs/total_steps and data"
         )
-    saved_callbacks = saved.get("callbacks", [])
+    saved_names = [entry.name for entry in saved.callbacks]
     names = [type(callback).__name__ for callback in callbacks]
-    if [entry["class"] for entry in saved_callbacks] != names:
+    if saved_names != names:
         raise checkpoints.CheckpointError(
-            f"resume: the checkpoint has callbacks {[entry['class'] for entry in saved_callbacks]} but "
+            f"resume: the checkpoint has callbacks {saved_names} but "
             f"this run has {names}; pass the same callbacks in the same order"
         )
     from cadence.train.sharding import load_shards
 
     load_shards(saved, model, optimizer, path, callbacks)
-    precision.load_state_dict(saved.get("precision", {}))
-    for callback, entry in zip(callbacks, saved_callbacks):
-        callback.load_state_dict(entry["state"])
+    precision.load_state_dict(saved.precision)
+    for callback, entry in zip(callbacks, saved.callbacks):
+        callback.load_state_dict(entry.state)
     for field in _COUNTERS:
-        setattr(state, field, trainer[field])
-    for field in _OPTIONAL_COUNTERS:
-        setattr(state, field, float(trainer.get(field, float("nan"))))
-    state.metrics = dict(trainer.get("metrics", {}))
-    return dict(trainer.get("best", {}))
+        setattr(state, field, getattr(trainer, field))
+    state.metrics = dict(trainer.metrics)
+    return dict(trainer.best)
 
 
 def restore_schedules(schedules: dict[str, ScheduleOrValue], configs: Mapping[str, Any]) -> None:

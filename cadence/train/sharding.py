@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -13,6 +13,9 @@ from cadence import distributed
 from cadence.errors import ConfigError
 from cadence.train import checkpoint as checkpoints
 from cadence.train.callback import Callback
+
+if TYPE_CHECKING:
+    from cadence.train.checkpoint_schema import CheckpointRecord
 
 __all__ = ["check_strategy_options", "load_shards", "save_shards", "shards_directory"]
 
@@ -72,7 +75,7 @@ def save_shards(
 
 
 def load_shards(
-    saved: Mapping[str, Any],
+    saved: CheckpointRecord,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     checkpoint: Path | None,
@@ -80,15 +83,15 @@ def load_shards(
 ) -> None:
     """Load the model, optimizer and callbacks' sharded state of a sharded checkpoint (every rank), or
     refuse a mismatch of strategy."""
-    sharded = saved.get("sharded")
+    sharded = saved.sharded
     if sharded is None:
         if distributed.is_sharded(model):
             raise checkpoints.CheckpointError(
                 f"resume: checkpoint {str(checkpoint)!r} was written with strategy='ddp' (full weights); "
                 "resume it with strategy='ddp'"
             )
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        model.load_state_dict(saved.model)
+        optimizer.load_state_dict(saved.optimizer)
         return
     if checkpoint is None:
         raise checkpoints.CheckpointError(

@@ -23,6 +23,7 @@ from cadence.tracking.loggers import Logger, resolve_loggers
 from cadence.train import checkpoint as checkpoints
 from cadence.train import records
 from cadence.train.callback import Callback, hook_table
+from cadence.train.checkpoint_schema import CheckpointRecord
 from cadence.train.compiling import CompileOption, apply_backend_settings, compile_arguments
 from cadence.train.evaluation import accuracy, evaluate_model
 from cadence.train.options import TrainerOptions, check_options
@@ -304,7 +305,7 @@ class Trainer:
         try:
             self._call("on_fit_start", state)
             if saved is not None:  # after on_fit_start, so the RNG streams continue exactly
-                restore_rank_rng(saved["rng"], self.seed, state.rank, state.step)
+                restore_rank_rng(saved.rng, self.seed, state.rank, state.step)
             # DDP's gradient all_reduce runs inside backward(): a rank that does not arrive shows up there
             with distributed.named_timeouts(lambda: f"a collective at step {state.step}"):
                 while state.step < state.total_steps and not state.should_stop:
@@ -503,7 +504,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup and teardown
 
-    def _start(self, saved: dict[str, Any] | None) -> TrainState:
+    def _start(self, saved: CheckpointRecord | None) -> TrainState:
         self._divergence: DivergenceError | None = None
         self._pending: list[_PendingStep] = []
         self._label_errors: list[torch.Tensor] = []
@@ -777,7 +778,7 @@ class Trainer:
         )
         write_checkpoint(payload, self.run_dir / "checkpoints", state.step, self.keep_checkpoints)
 
-    def _load_checkpoint(self, state: TrainState, saved: dict[str, Any]) -> None:
+    def _load_checkpoint(self, state: TrainState, saved: CheckpointRecord) -> None:
         self._best = restore_checkpoint(
             saved,
             state,
@@ -788,9 +789,9 @@ class Trainer:
             path=self.resumed_from,
         )
         self._last_checkpoint_step = state.step
-        self._resume_epoch_rng = saved.get("epoch_rng")
-        if saved["trainer"].get("schedules"):
-            restore_schedules(self.schedules, saved["trainer"]["schedules"])
+        self._resume_epoch_rng = saved.epoch_rng
+        if saved.trainer.schedules:
+            restore_schedules(self.schedules, saved.trainer.schedules)
             self._auto_resolved = True
         self._resolve_auto_schedules()  # a checkpoint from before the finder's result was stored
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from trainer_helpers import as_list, make_data, make_model
+from trainer_helpers import as_list, checkpoint_dict, make_data, make_model
 
 from cadence.train import checkpoint as checkpoints
 from cadence.train.trainer import Trainer
 
 
 def _payload(value: float) -> dict:
-    return {"trainer": {"step": 1}, "weights": torch.full((3,), value)}
+    return checkpoint_dict(weights=torch.full((3,), value))
 
 
 def test_save_is_atomic_when_writing_crashes(tmp_path, monkeypatch):
@@ -111,7 +111,7 @@ def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
     np.random.randn()  # leaves a cached gaussian in numpy's state
     state = checkpoints.capture_rng_state()
     expected = (torch.rand(3), np.random.randn(3), random.random())
-    path = checkpoints.save_checkpoint({"trainer": {}, "rng": state}, tmp_path / "step-00000001.pt")
+    path = checkpoints.save_checkpoint(checkpoint_dict(rng=state), tmp_path / "step-00000001.pt")
     torch.manual_seed(9), np.random.seed(9), random.seed(9)
     checkpoints.restore_rng_state(checkpoints.load_checkpoint(path)["rng"])
     assert torch.equal(torch.rand(3), expected[0])
@@ -187,7 +187,7 @@ def _flip_inside_tensor(path, marker: torch.Tensor, count: int = 16) -> None:
 
 def test_sixteen_flipped_bytes_inside_a_tensor_are_detected(tmp_path):
     weights = torch.linspace(-3.0, 5.0, 512)
-    path = checkpoints.save_checkpoint({"trainer": {"step": 1}, "weights": weights}, tmp_path / "a.pt")
+    path = checkpoints.save_checkpoint(checkpoint_dict(weights=weights), tmp_path / "a.pt")
     assert torch.equal(checkpoints.load_checkpoint(path)["weights"], weights)
     _flip_inside_tensor(path, weights)
     assert not torch.equal(torch.load(path, weights_only=True)["weights"], weights)  # torch alone loads it
@@ -219,9 +219,9 @@ def test_the_format_version_is_checked(tmp_path):
         f"checkpoint {str(path)!r} has format 99; this cadence reads formats 1, 2 "
         "(was it written by a newer cadence?)"
     )
-    torch.save({"format": 1, "trainer": {"step": 3}}, path)  # before checksums: loads, unverified
-    assert checkpoints.load_checkpoint(path)["trainer"] == {"step": 3}
-    torch.save({"format": 2, "trainer": {"step": 3}}, path)  # format 2 without its checksum
+    torch.save(checkpoint_dict(3, format=1), path)  # before checksums: loads, unverified
+    assert checkpoints.load_checkpoint(path)["trainer"]["step"] == 3
+    torch.save(checkpoint_dict(3), path)  # format 2 without its checksum
     with pytest.raises(checkpoints.CheckpointError, match="its checksum entry is missing"):
         checkpoints.load_checkpoint(path)
 

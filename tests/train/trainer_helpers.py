@@ -40,3 +40,38 @@ def as_list(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int):
     return [
         (inputs[i : i + batch_size], targets[i : i + batch_size]) for i in range(0, len(inputs), batch_size)
     ]
+
+
+def checkpoint_dict(step: int = 1, **extra) -> dict:
+    """A Trainer checkpoint of the current format built by hand as a plain dict, the way the Trainer wrote
+    it before the typed record: every key the schema requires, plus ``extra`` (which may replace them)."""
+    from cadence.train import checkpoint as checkpoints
+
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return {
+        "format": checkpoints.CHECKPOINT_FORMAT,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "precision": {},
+        "callbacks": [],
+        "trainer": {
+            "step": step,
+            "epoch": 0,
+            "batch_index": step,
+            "skipped_steps": 0,
+            "wall_time": 0.5,
+            "last_loss": 1.0,
+            "loss_start": 1.0,
+            "loss_average": 1.0,
+            "metrics": {},
+            "best": {},
+            "total_steps": 8,
+            "world_size": 1,
+            "metrics_lines": step,
+            "schedules": {},
+        },
+        "rng": checkpoints.capture_rng_state(),
+        "epoch_rng": None,
+        **extra,
+    }
