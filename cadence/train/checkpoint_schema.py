@@ -8,7 +8,7 @@ and the version. :class:`CheckpointRecord` is the typed form the Trainer writes 
 :func:`cadence.train.resume.checkpoint_payload`, turned into the dict written by
 :meth:`CheckpointRecord.to_payload` and back by :meth:`CheckpointRecord.from_payload`.
 
-Versions (docs/resume.md has the table):
+Versions (docs/trainer.md, "Checkpoint schema", has the tables):
 
 - **1**: ``model``, ``optimizer``, ``precision``, ``callbacks``, ``trainer``, ``rng``, ``epoch_rng``.
 - **2**: as 1, plus ``checksum`` (a SHA-256 over the rest, checked by
