@@ -7,7 +7,6 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,14 @@ from cadence.freezing import drop_gradients_
 from cadence.hyperparams import HyperparamPipeline, ScheduleOrValue
 from cadence.precision import Precision
 from cadence.tracking.loggers import Logger, resolve_loggers
+from cadence.tracking.run import RunWriter
 from cadence.train import checkpoint as checkpoints
 from cadence.train import records
 from cadence.train.callback import Callback, hook_table
 from cadence.train.checkpoint_schema import CheckpointRecord
 from cadence.train.compiling import CompileOption, apply_backend_settings, compile_arguments
 from cadence.train.evaluation import accuracy, evaluate_model
+from cadence.train.loss_reads import LossReads
 from cadence.train.options import TrainerOptions, check_options
 from cadence.train.resume import (
     checkpoint_payload,
@@ -45,7 +46,7 @@ from cadence.train.setup import (
     shard_train_data,
 )
 from cadence.train.sharding import check_strategy_options, save_shards
-from cadence.train.stall import stall_message, update_trend
+from cadence.train.stall import stall_message
 from cadence.train.state import TrainState
 from cadence.train.step import backward_micro_batch, gradient_sync, prepare_batch
 from cadence.train.targets import data_num_classes, infer_num_classes, output_classes
@@ -55,15 +56,6 @@ __all__ = ["Trainer", "accuracy"]
 
 #: Steps between two reads of the training loss (see benchmarks/results/sync_interval.md for the choice).
 LOG_EVERY_N_STEPS = 10
-
-
-@dataclass
-class _PendingStep:
-    """A step whose loss (and, under fp16, whether its update was applied) is still on the device."""
-
-    record: dict[str, Any]  # its metrics.jsonl record, the loss still to fill in
-    loss: torch.Tensor | float  # a float once read (log_every_n_steps=1 reads it before the update)
-    applied: torch.Tensor | None  # None: the update is always applied (fp32, bf16)
 
 
 class Trainer:
@@ -278,6 +270,18 @@ class Trainer:
         self.loggers = resolve_loggers(loggers, tensorboard=tensorboard)
         self._prepared = False
         self._sharded = False
+        # set when the model is prepared (_prepare_model)
+        self._forward: Callable[[Any], Any] = self.model
+        self._ddp: nn.Module | None = None
+        self._eval_model: nn.Module = self.model
+        self._backend: dict[str, Any] = {}
+        # set at the start of every fit (_start)
+        self._distributed = False
+        self._batches_per_epoch = 0
+        self._time_origin = 0.0
+        self._hooks: dict[str, list[Callable[[TrainState], None]]] = {}
+        self._writer: RunWriter | None = None
+        self._reset_fit()
         #: How the last ``fit`` ended: "completed", "stopped", "stalled" or "diverged" (None before).
         self.status: str | None = None
         self.fingerprint = dict(fingerprint) if fingerprint is not None else None
@@ -399,7 +403,7 @@ class Trainer:
         record = records.train_record(
             state, epoch=self._epoch_position(state), lr=self._lr(state), loss=math.nan, skipped=False
         )
-        self._pending.append(_PendingStep(record, loss if loss_now is None else loss_now, applied))
+        self._reads.add(record, loss if loss_now is None else loss_now, applied)
         if state.step % self.log_every_n_steps == 0 or state.step >= state.total_steps:
             self._read_pending(state)
         self._call("on_step_end", state)
@@ -407,51 +411,20 @@ class Trainer:
             self._save_checkpoint(state)
 
     def _read_pending(self, state: TrainState, current: torch.Tensor | None = None) -> float | None:
-        """Read what the steps since the last read left on the device, in one transfer, and log them.
+        """Read and log what the steps since the last read left on the device (:class:`LossReads`).
 
         ``current`` is the loss of the step about to be applied (``log_every_n_steps=1``); its value is
-        returned (mean over processes), or None when an earlier step diverged. Under DDP every rank calls
-        this at the same steps: the values are averaged with one ``all_reduce``.
+        returned (mean over processes), or None when a loss was not finite (the run then diverged).
         """
-        pending, self._pending = self._pending, []
-        errors, self._label_errors = self._label_errors, []
-        values = [entry.loss for entry in pending if isinstance(entry.loss, torch.Tensor)]
-        values += [current] if current is not None else []
-        values += [entry.applied for entry in pending if entry.applied is not None]
-        values += errors
-        numbers: list[float] = []
-        if values:
-            stacked = torch.stack([value.detach().reshape(()).double() for value in values])
-            if self._distributed:
-                stacked = distributed.all_reduce_mean_tensor(
-                    stacked, what=f"the loss read at step {state.step}"
-                )
-            numbers = stacked.tolist()  # the one host read of the interval
-        losses = iter(numbers)
-        read = [next(losses) if isinstance(entry.loss, torch.Tensor) else entry.loss for entry in pending]
-        current_value = next(losses) if current is not None else None
-        flags = iter([next(losses) for entry in pending if entry.applied is not None])
-        if any(value > 0 for value in losses):  # what is left: the label checks
-            first = pending[0].record["step"] - 1 if pending else state.step
-            raise ConfigError(
-                f"class labels must lie in [0, {self.num_classes - 1}] for num_classes={self.num_classes}; "
-                f"a batch of steps {first} to {state.step} has labels outside that range"
+        value, non_finite = self._reads.read(
+            state, self._writer.log, current=current, epoch=self._epoch_position(state)
+        )
+        if non_finite is not None:
+            self._diverge(
+                state, non_finite.value, step=non_finite.step, epoch=non_finite.epoch, lr=non_finite.lr
             )
-        for entry, value in zip(pending, read, strict=True):
-            skipped = entry.applied is not None and next(flags) < 0.5
-            step = entry.record["step"] - 1  # the 0-based index of the update
-            if not math.isfinite(value):
-                self._diverge(state, value, step=step, epoch=entry.record["epoch"], lr=entry.record["lr"])
-                return None
-            state.loss_start, state.loss_average = update_trend(
-                state.loss_start, state.loss_average, step, value, state.total_steps
-            )
-            state.last_loss = value
-            state.skipped_steps += skipped
-            self._writer.log(_completed_record(entry.record, value, skipped))
-        if current_value is not None and not math.isfinite(current_value):
-            self._diverge(state, current_value, step=state.step, epoch=self._epoch_position(state), lr=None)
-        return current_value
+            return None
+        return value
 
     def _end_epoch(self, state: TrainState, completed: bool) -> None:
         if self._divergence is None:
@@ -505,14 +478,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup and teardown
 
     def _start(self, saved: CheckpointRecord | None) -> TrainState:
-        self._divergence: DivergenceError | None = None
-        self._pending: list[_PendingStep] = []
-        self._label_errors: list[torch.Tensor] = []
-        self._best: dict[str, float] = {}
-        self._last_checkpoint_step = -1
-        self._epoch_rng: torch.Tensor | None = None
-        self._resume_epoch_rng: torch.Tensor | None = None
-        self._auto_resolved = False
+        self._reset_fit()
         self._distributed = distributed.is_distributed()
         rank, world_size = distributed.get_rank(), distributed.get_world_size()
         self._prepare_model()
@@ -539,6 +505,7 @@ class Trainer:
         if self.label_smoothing and self.num_classes is None:
             classes = infer_num_classes(self.model, self.train_data, self.device, self.channels_last)
             self.num_classes = state.num_classes = classes
+        self._reads = LossReads(distributed=self._distributed, num_classes=self.num_classes)
         self.optimizer.zero_grad(set_to_none=True)
         fingerprint = self.fingerprint or records.trainer_fingerprint(self, state)
         if saved is None:
@@ -573,6 +540,16 @@ class Trainer:
         )
         self._time_origin = time.perf_counter() - state.wall_time
         return state
+
+    def _reset_fit(self) -> None:
+        """The bookkeeping of one fit, fresh (at construction and at the start of every ``fit``)."""
+        self._divergence: DivergenceError | None = None
+        self._reads = LossReads()
+        self._best: dict[str, float] = {}
+        self._last_checkpoint_step = -1
+        self._epoch_rng: torch.Tensor | None = None
+        self._resume_epoch_rng: torch.Tensor | None = None
+        self._auto_resolved = False
 
     def _plan_steps(self) -> tuple[int, int]:
         """Shard the training data (once) and return ``(steps_per_epoch, total_steps)``."""
@@ -637,7 +614,7 @@ class Trainer:
             channels_last=self.channels_last,
             label_smoothing=self.label_smoothing,
             num_classes=self.num_classes,
-            label_errors=self._label_errors,  # read with the losses, not per batch
+            label_errors=self._reads.label_errors,  # read with the losses, not per batch
         )
 
     def _epoch_position(self, state: TrainState) -> float:
@@ -676,7 +653,7 @@ class Trainer:
             + (f"; the last good checkpoint is {last}" if last else "")
         )
         self._divergence = DivergenceError(message, step=step, lr=lr)
-        self._pending = []
+        self._reads.clear()
         state.should_stop = True
         state.stop_reason = message
 
@@ -794,13 +771,3 @@ class Trainer:
             restore_schedules(self.schedules, saved.trainer.schedules)
             self._auto_resolved = True
         self._resolve_auto_schedules()  # a checkpoint from before the finder's result was stored
-
-
-def _completed_record(record: dict[str, Any], loss: float, skipped: bool) -> dict[str, Any]:
-    """``record`` with its loss read, and ``"skipped": True`` before its time when fp16 skipped the update."""
-    completed: dict[str, Any] = {}
-    for key, value in record.items():
-        if key == "time" and skipped:
-            completed["skipped"] = True
-        completed[key] = loss if key == "loss" else value
-    return completed
