@@ -9,8 +9,8 @@ from transfer.transfer_helpers import data, stack
 
 from cadence.callbacks.unfreezing import GradualUnfreezing
 from cadence.errors import ConfigError
-from cadence.param_groups import discriminative_lrs, layer_groups
 from cadence.train.callback import Callback
+from cadence.transfer.param_groups import discriminative_lrs, layer_groups
 
 
 class Record(Callback):
@@ -106,7 +106,7 @@ def test_stage_validation():
 
 def test_fine_tune_trains_the_head_first_then_everything():
     from cadence.data import TensorLoader
-    from cadence.fine_tune import fine_tune
+    from cadence.transfer.fine_tune import fine_tune
 
     model = stack(seed=1)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
@@ -173,7 +173,7 @@ def test_train_bn_false_keeps_frozen_norm_layers_in_eval_mode():
 
 
 def test_fine_tune_plan_stages():
-    from cadence.fine_tune import fine_tune_plan
+    from cadence.transfer.fine_tune import fine_tune_plan
 
     stages = fine_tune_plan(10, freeze_epochs=1, epochs=2, base_lr=0.01)
     assert [(s["at_step"], s["groups"]) for s in stages] == [(0, 1), (10, "all")]
