@@ -41,16 +41,10 @@ def require(module: str, extra: str, purpose: str):
 def warn_moved(old: str, new: str) -> None:
     """Warn that module ``old`` moved to ``new``; called by the back-compatibility module left at ``old``.
 
-    The warning points at the code that imported ``old`` (the frames of the import machinery and of the old
-    module itself are skipped), so Python's default filters show it when that code is ``__main__``.
+    The warning points at the code that imported ``old`` (``warnings`` skips the import machinery's frames),
+    so Python's default filters show it when that code is ``__main__``.
     """
-    import sys
     import warnings
 
-    frame = sys._getframe(1)  # the old module, running its body
-    level = 2
-    frame = frame.f_back
-    while frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
-        frame = frame.f_back
-        level += 1
-    warnings.warn(f"{old} is deprecated: import from {new}", DeprecationWarning, stacklevel=level + 1)
+    # 1: this function, 2: the old module's body, 3: the importer
+    warnings.warn(f"{old} is deprecated: import from {new}", DeprecationWarning, stacklevel=3)
