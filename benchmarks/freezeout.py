@@ -28,8 +28,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fashion_tensors, held_out_accuracy, mean_std, run_record, significance
 
-from cadence.freezing import apply_freezeout, freezeout_param_groups, optimizer_group_index
-from cadence.param_groups import layer_groups
+from cadence.freezing import apply_freezeout, freezeout_param_groups
+from cadence.transfer.freezing import optimizer_group_index
+from cadence.transfer.param_groups import layer_groups
 
 
 def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -2,11 +2,11 @@
 
 Arms, each with 3 seeds (same data subset; the seed changes head initialisation and batch order):
 
-- ``probe``: :func:`cadence.features.precompute_features` of the frozen pretrained body once (timed
+- ``probe``: :func:`cadence.transfer.features.precompute_features` of the frozen pretrained body once (timed
   separately: the same features serve all seeds), then a linear head trained on the features
   (AdamW, one-cycle, ``--probe-epochs`` epochs);
-- ``fine_tune``: :func:`cadence.fine_tune.fine_tune` — ``--freeze-epochs`` on the head with the body frozen,
-  then ``--epochs`` on everything with discriminative LRs (lr_mult 100) and one-cycle;
+- ``fine_tune``: :func:`cadence.transfer.fine_tune.fine_tune` — ``--freeze-epochs`` on the head with the body
+  frozen, then ``--epochs`` on everything with discriminative LRs (lr_mult 100) and one-cycle;
 - ``scratch``: the same network randomly initialised, AdamW + one-cycle for ``freeze_epochs + epochs``
   epochs (the same number of passes as fine_tune).
 
@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fashion_tensors, run_record
 
 from cadence.data import TensorLoader
-from cadence.features import precompute_features
-from cadence.fine_tune import fine_tune
-from cadence.models.pretrained import efficientnet_lite0
 from cadence.schedules import one_cycle
 from cadence.train.trainer import Trainer
+from cadence.transfer.features import precompute_features
+from cadence.transfer.fine_tune import fine_tune
+from cadence.transfer.pretrained import efficientnet_lite0
 
 
 def accuracy(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:

@@ -2,8 +2,8 @@
 
 The most used names are here; each area has its own module with the rest:
 ``cadence.schedules``, ``cadence.lr_finder``, ``cadence.callbacks``, ``cadence.regularization``,
-``cadence.ensembles``, ``cadence.param_groups``, ``cadence.freezing``, ``cadence.distributed``,
-``cadence.data``, ``cadence.models``, ``cadence.tracking``.
+``cadence.ensembles``, ``cadence.transfer`` (transfer learning), ``cadence.freezing`` (FreezeOut's plan),
+``cadence.distributed``, ``cadence.data``, ``cadence.models``, ``cadence.tracking``.
 
 Importing the package is cheap: ``from cadence import __version__`` loads neither torch nor any module of
 the library. Every other name below is imported from its module the first time it is used (PEP 562), so
@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "LRFinderResult": "cadence.lr_finder",
     "LRSchedulerAdapter": "cadence.schedules",
     "LRSelection": "cadence.lr_finder",
-    "LayerGroup": "cadence.param_groups",
+    "LayerGroup": "cadence.transfer.param_groups",
     "Precision": "cadence.precision",
     "Schedule": "cadence.schedules",
     "TrainState": "cadence.train",
@@ -38,22 +38,22 @@ _EXPORTS: dict[str, str] = {
     "cutmix_batch": "cadence.regularization",
     "cyclic": "cadence.schedules",
     "cyclic_momentum": "cadence.schedules",
-    "discriminative_lrs": "cadence.param_groups",
+    "discriminative_lrs": "cadence.transfer.param_groups",
     "evaluate_ensemble": "cadence.ensembles",
     "evaluate_model": "cadence.train",
     "find_lr": "cadence.lr_finder",
-    "fine_tune": "cadence.fine_tune",
-    "freeze_": "cadence.freezing",
+    "fine_tune": "cadence.transfer.fine_tune",
+    "freeze_": "cadence.transfer.freezing",
     "freezeout_param_groups": "cadence.freezing",
     "from_config": "cadence.schedules",
     "greedy_select": "cadence.ensembles",
     "hyperparams_at": "cadence.hyperparams",
-    "layer_groups": "cadence.param_groups",
+    "layer_groups": "cadence.transfer.param_groups",
     "mixup_batch": "cadence.regularization",
     "one_cycle": "cadence.schedules",
     "one_cycle_momentum": "cadence.schedules",
     "one_hot": "cadence.regularization",
-    "precompute_features": "cadence.features",
+    "precompute_features": "cadence.transfer.features",
     "ramp_sustain_decay": "cadence.schedules",
     "scaled_lr": "cadence.schedules",
     "select_lr": "cadence.lr_finder",
@@ -61,7 +61,7 @@ _EXPORTS: dict[str, str] = {
     "snapshot_cosine": "cadence.schedules",
     "soft_cross_entropy": "cadence.regularization",
     "to_config": "cadence.schedules",
-    "unfreeze_": "cadence.freezing",
+    "unfreeze_": "cadence.transfer.freezing",
     "warmup_cosine": "cadence.schedules",
 }
 
@@ -132,12 +132,9 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from cadence import callbacks
     from cadence.ensembles import Ensemble, evaluate_ensemble, greedy_select
     from cadence.errors import ConfigError, DivergenceError
-    from cadence.features import precompute_features
-    from cadence.fine_tune import fine_tune
-    from cadence.freezing import freeze_, freezeout_param_groups, unfreeze_
+    from cadence.freezing import freezeout_param_groups
     from cadence.hyperparams import HyperparamPipeline, hyperparams_at, set_hyperparams
     from cadence.lr_finder import LRFinderResult, LRSelection, find_lr, select_lr
-    from cadence.param_groups import LayerGroup, discriminative_lrs, layer_groups
     from cadence.precision import Precision
     from cadence.regularization import cutmix_batch, mixup_batch, one_hot, soft_cross_entropy
     from cadence.schedules import (
@@ -156,3 +153,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         warmup_cosine,
     )
     from cadence.train import Callback, Trainer, TrainState, evaluate_model
+    from cadence.transfer.features import precompute_features
+    from cadence.transfer.fine_tune import fine_tune
+    from cadence.transfer.freezing import freeze_, unfreeze_
+    from cadence.transfer.param_groups import LayerGroup, discriminative_lrs, layer_groups

@@ -6,7 +6,7 @@ command line can print one clear line and exit with code 2 instead of a tracebac
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DivergenceError", "MissingDependencyError", "require"]
+__all__ = ["ConfigError", "DivergenceError", "MissingDependencyError", "require", "warn_moved"]
 
 
 class ConfigError(ValueError):
@@ -36,3 +36,15 @@ def require(module: str, extra: str, purpose: str):
         raise MissingDependencyError(
             f"{purpose} needs the package '{module.split('.')[0]}': pip install 'cadence[{extra}]'"
         ) from error
+
+
+def warn_moved(old: str, new: str) -> None:
+    """Warn that module ``old`` moved to ``new``; called by the back-compatibility module left at ``old``.
+
+    The warning points at the code that imported ``old`` (``warnings`` skips the import machinery's frames),
+    so Python's default filters show it when that code is ``__main__``.
+    """
+    import warnings
+
+    # 1: this function, 2: the old module's body, 3: the importer
+    warnings.warn(f"{old} is deprecated: import from {new}", DeprecationWarning, stacklevel=3)

@@ -1,10 +1,4 @@
-"""Freezing and unfreezing layer groups, and the FreezeOut plan.
-
-Freezing means ``requires_grad = False`` and ``grad = None``: autograd then computes no gradient for the
-parameter, and torch optimizers skip parameters whose ``grad`` is ``None`` — so a frozen parameter gets no
-update at all, weight decay and momentum included (an optimizer would still decay a parameter that has a
-zero gradient, so zeroing gradients is not enough). Param groups are never added or removed: create them all
-up front (see :func:`cadence.param_groups.discriminative_lrs`) and freeze with these functions.
+"""The FreezeOut plan: which layer group freezes when, and its LR factors until then.
 
 FreezeOut (Brock, Lim, Ritchie & Weston, "FreezeOut: Accelerate Training by Progressively Freezing Layers",
 2017): with ``L`` layer groups and training time ``t = step / total_steps`` in [0, 1], group ``i`` (0 at the
@@ -16,11 +10,18 @@ and until then follows its own cosine annealing ``lr_i(t) = 0.5 * lr_i0 * (1 + c
 ``lr_i0 = lr / t_i`` when ``scale_lr`` (so every group covers about the same total "LR distance"). At
 ``t >= t_i`` the group is frozen and leaves the backward pass: once the first groups are frozen, backward
 stops at the first trainable group and the saving is real wall-clock.
+
+FreezeOut is a technique of its own (it speeds up training from scratch), not transfer learning, so its plan
+lives here; it freezes with the layer-group helpers of :mod:`cadence.transfer.freezing` and builds its
+param groups with :mod:`cadence.transfer.param_groups`. Those helpers (``freeze_``, ``unfreeze_``,
+``set_trainable_``, ``combine_freezing_``, ...) used to be defined here too: importing them from
+``cadence.freezing`` still works and issues a ``DeprecationWarning`` naming their new home.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -28,176 +29,38 @@ from torch import nn
 
 from cadence.errors import ConfigError
 from cadence.hyperparams import HyperparamPipeline
-from cadence.param_groups import NORM_TYPES, LayerGroup, discriminative_lrs, layer_groups
 from cadence.schedules.base import Schedule
 from cadence.schedules.primitives import cosine
+from cadence.transfer import freezing as _moved
+from cadence.transfer.param_groups import LayerGroup, discriminative_lrs, layer_groups
 
 __all__ = [
-    "FreezeRequest",
     "apply_freezeout",
-    "combine_freezing_",
-    "drop_gradients_",
-    "freeze_",
     "freezeout_factor",
     "freezeout_factors",
     "freezeout_frozen",
     "freezeout_lr",
     "freezeout_param_groups",
     "freezeout_times",
-    "optimizer_group_index",
-    "set_norm_eval_",
-    "set_trainable_",
-    "unfreeze_",
 ]
 
-GroupLike = LayerGroup | nn.Module | nn.Parameter | Sequence[nn.Parameter]
+#: Names that moved to :mod:`cadence.transfer.freezing`; still reachable here, with a DeprecationWarning.
+MOVED = frozenset(_moved.__all__)
 
 
-def _flatten(groups: GroupLike | Iterable[GroupLike]) -> list[tuple[nn.Parameter, bool]]:
-    """(parameter, is_norm_parameter) for every parameter in ``groups``, each once."""
-    if isinstance(groups, (LayerGroup, nn.Module, nn.Parameter)):
-        groups = [groups]
-    pairs: list[tuple[nn.Parameter, bool]] = []
-    seen: set[int] = set()
-
-    def add(param: nn.Parameter, is_norm: bool) -> None:
-        if id(param) not in seen:
-            seen.add(id(param))
-            pairs.append((param, is_norm))
-
-    for group in groups:
-        if isinstance(group, LayerGroup):
-            for param, is_norm in zip(group.params, group.norm):
-                add(param, is_norm)
-        elif isinstance(group, nn.Module):
-            norm_ids = {
-                id(p)
-                for m in group.modules()
-                if isinstance(m, NORM_TYPES)
-                for p in m.parameters(recurse=False)
-            }
-            for param in group.parameters():
-                add(param, id(param) in norm_ids)
-        elif isinstance(group, torch.Tensor):
-            add(group, False)
-        else:
-            for param in group:
-                if not isinstance(param, torch.Tensor):
-                    raise TypeError(
-                        f"expected layer groups, modules or parameters, got {type(param).__name__}"
-                    )
-                add(param, False)
-    return pairs
-
-
-def freeze_(groups: GroupLike | Iterable[GroupLike], *, train_bn: bool = False) -> None:
-    """Freeze ``groups`` in place: ``requires_grad = False`` and ``grad = None`` for their parameters.
-
-    ``groups`` may be a :class:`~cadence.param_groups.LayerGroup`, a module, a parameter, or a list of any of
-    these. With ``train_bn=True`` the parameters of normalization layers stay trainable (fastai's default
-    when fine-tuning: the frozen body's batch-norm layers still adapt to the new data).
-    """
-    for param, is_norm in _flatten(groups):
-        if train_bn and is_norm:
-            param.requires_grad_(True)
-            continue
-        param.requires_grad_(False)
-        param.grad = None
-
-
-def unfreeze_(groups: GroupLike | Iterable[GroupLike], *, train_bn: bool = True) -> None:
-    """Make every parameter of ``groups`` trainable again (``requires_grad = True``).
-
-    ``train_bn=False`` leaves normalization-layer parameters frozen (and their gradients ``None``).
-    """
-    for param, is_norm in _flatten(groups):
-        if is_norm and not train_bn:
-            param.requires_grad_(False)
-            param.grad = None
-        else:
-            param.requires_grad_(True)
-
-
-def set_trainable_(groups: Sequence[GroupLike], trainable: Iterable[int], *, train_bn: bool = True) -> None:
-    """Make exactly the groups whose indices are in ``trainable`` trainable and freeze the others.
-
-    With ``train_bn`` the normalization layers of frozen groups stay trainable, as in :func:`freeze_`.
-    """
-    keep = set(trainable)
-    for index, group in enumerate(groups):
-        if index in keep:
-            unfreeze_(group)
-        else:
-            freeze_(group, train_bn=train_bn)
-
-
-#: What one technique asks for: (the groups it manages, the groups it freezes now with their ``train_bn``).
-FreezeRequest = tuple[Sequence[GroupLike], Sequence[tuple[GroupLike, bool]]]
-
-
-def combine_freezing_(
-    requests: Mapping[str, FreezeRequest], *, by_requires_grad: bool = True
-) -> list[torch.Tensor]:
-    """Apply several techniques' freezing at once: a parameter trains iff no technique freezes it.
-
-    ``requests`` maps a technique's name to what it manages and what it freezes at this step (see
-    :data:`FreezeRequest`); every managed parameter frozen by some request gets ``requires_grad = False``
-    and ``grad = None``, every other managed one ``requires_grad = True``. The result depends on the
-    current requests only, not on the order in which the techniques changed them, so FreezeOut and
-    gradual unfreezing compose and a resumed run freezes exactly what the uninterrupted one did.
-
-    Returns the frozen parameters. With ``by_requires_grad=False`` (how the Trainer freezes under
-    ``torch.compile``) every managed parameter keeps ``requires_grad = True`` and the frozen ones only get
-    ``grad = None``: the caller drops their gradients again before each update (:func:`drop_gradients_`).
-    Changing ``requires_grad`` changes the compiled graph (its guards), so every freezing stage would
-    recompile it; this way the graph stays the same, and backward still computes the frozen layers' gradients
-    (the wall-clock saving of skipping them is lost; see docs/freezeout.md).
-    """
-    managed: dict[int, torch.Tensor] = {}
-    frozen: set[int] = set()
-    for groups, freezes in requests.values():
-        for param, _ in _flatten(list(groups)):
-            managed[id(param)] = param
-        for group, train_bn in freezes:
-            frozen.update(id(param) for param, is_norm in _flatten(group) if not (train_bn and is_norm))
-    for key, param in managed.items():
-        if key in frozen:
-            param.requires_grad_(not by_requires_grad)
-            param.grad = None
-        else:
-            param.requires_grad_(True)
-    return [param for key, param in managed.items() if key in frozen]
-
-
-def drop_gradients_(params: Iterable[torch.Tensor]) -> None:
-    """Set the gradient of every parameter in ``params`` to None, so that the optimizer skips it entirely
-    (no update, no weight decay, no momentum, its state untouched)."""
-    for param in params:
-        param.grad = None
-
-
-def set_norm_eval_(groups: Sequence[GroupLike]) -> None:
-    """Put the normalization layers of ``groups`` in eval mode (running statistics frozen, used as is).
-
-    fastai does this for a frozen body when ``train_bn=False``. ``model.train()`` undoes it, so a training
-    loop calls this after switching to train mode (GradualUnfreezing does, before every batch).
-    """
-    for group in groups:
-        modules = (
-            group.norm_modules()
-            if isinstance(group, LayerGroup)
-            else (
-                [m for m in group.modules() if isinstance(m, NORM_TYPES)]
-                if isinstance(group, nn.Module)
-                else []
-            )
+def __getattr__(name: str) -> Any:
+    if name in MOVED:
+        warnings.warn(
+            f"cadence.freezing.{name} is deprecated: import from cadence.transfer.freezing",
+            DeprecationWarning,
+            stacklevel=2,
         )
-        for module in modules:
-            module.eval()
+        return getattr(_moved, name)
+    raise AttributeError(f"module 'cadence.freezing' has no attribute {name!r}")
 
 
-# --------------------------------------------------------------------------------------------------------
-# FreezeOut plan: pure functions of (step, total_steps).
+def __dir__() -> list[str]:
+    return sorted({*globals(), *MOVED})
 
 
 def freezeout_times(n_groups: int, t0: float = 0.8, *, cubic: bool = True) -> list[float]:
@@ -249,35 +112,6 @@ def freezeout_frozen(step: int, total_steps: int, times: Sequence[float]) -> lis
     return [step / total_steps >= t_i for t_i in times]
 
 
-def optimizer_group_index(optimizer: torch.optim.Optimizer, groups: Sequence[GroupLike]) -> list[int]:
-    """For each optimizer param group, the layer group it belongs to.
-
-    Uses the ``"layer_group"`` key written by :func:`discriminative_lrs` / :func:`freezeout_param_groups`;
-    otherwise matches parameters. Raises :class:`ConfigError` when an optimizer group mixes layer groups,
-    because then a per-group LR cannot be written.
-    """
-    if all("layer_group" in group for group in optimizer.param_groups):
-        indices = [int(group["layer_group"]) for group in optimizer.param_groups]
-        if any(not 0 <= index < len(groups) for index in indices):
-            raise ConfigError(
-                f"the optimizer's 'layer_group' keys {sorted(set(indices))} do not fit "
-                f"{len(groups)} layer groups"
-            )
-        return indices
-    owner = {id(param): index for index, group in enumerate(groups) for param, _ in _flatten(group)}
-    indices = []
-    for position, group in enumerate(optimizer.param_groups):
-        owners = {owner.get(id(param)) for param in group["params"]}
-        if len(owners) != 1 or None in owners:
-            raise ConfigError(
-                f"optimizer param group {position} does not correspond to one layer group; build the "
-                "optimizer from freezeout_param_groups(model) (or discriminative_lrs(layer_groups(model))) "
-                "so that each param group holds the parameters of one layer group"
-            )
-        indices.append(owners.pop())
-    return indices
-
-
 def freezeout_param_groups(
     model_or_groups: nn.Module | Sequence[LayerGroup],
     *,
@@ -303,7 +137,7 @@ def freezeout_param_groups(
 
 def apply_freezeout(
     optimizer: torch.optim.Optimizer,
-    groups: Sequence[GroupLike],
+    groups: Sequence[_moved.GroupLike],
     step: int,
     total_steps: int,
     lr: float,
@@ -331,11 +165,11 @@ def apply_freezeout(
     frozen = freezeout_frozen(step, total_steps, times)
     for group, is_frozen in zip(groups, frozen):
         if is_frozen:
-            freeze_(group, train_bn=False)
+            _moved.freeze_(group, train_bn=False)
         else:
-            unfreeze_(group)
+            _moved.unfreeze_(group)
     if group_index is None:
-        group_index = optimizer_group_index(optimizer, groups)
+        group_index = _moved.optimizer_group_index(optimizer, groups)
     pipeline = HyperparamPipeline({"lr": lr})
     pipeline.multiply(
         "lr", freezeout_factors(times, total_steps, group_index, scale_lr=scale_lr), owner="FreezeOut"

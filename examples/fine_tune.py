@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from cadence.data import TensorLoader, load
 from cadence.errors import ConfigError
-from cadence.features import precompute_features
-from cadence.fine_tune import fine_tune
-from cadence.models.pretrained import create_pretrained
+from cadence.transfer.features import precompute_features
+from cadence.transfer.fine_tune import fine_tune
+from cadence.transfer.pretrained import create_pretrained
 
 
 def load_data(train: int, test: int):

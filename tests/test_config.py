@@ -243,7 +243,7 @@ def test_a_warmup_without_lr_scaling_is_still_applied():
 
 def test_freezeout_config_gets_one_optimizer_group_per_layer_group():
     from cadence.callbacks.freezeout import FreezeOut
-    from cadence.param_groups import layer_groups
+    from cadence.transfer.param_groups import layer_groups
 
     config = tiny("callbacks.freezeout.t0=0.5", "data.input_shape=[40]")
     config["model"] = {"name": "cnn1d"}  # four top-level layers: four layer groups

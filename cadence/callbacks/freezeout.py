@@ -29,18 +29,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cadence.errors import ConfigError
-from cadence.freezing import (
-    combine_freezing_,
-    freezeout_factors,
-    freezeout_frozen,
-    freezeout_param_groups,
-    freezeout_times,
-    optimizer_group_index,
-)
-from cadence.param_groups import LayerGroup, layer_groups
+from cadence.freezing import freezeout_factors, freezeout_frozen, freezeout_param_groups, freezeout_times
 from cadence.schedules.primitives import constant
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
+from cadence.transfer.freezing import combine_freezing_, optimizer_group_index
+from cadence.transfer.param_groups import LayerGroup, layer_groups
 
 __all__ = ["FreezeOut", "freezeout_param_groups"]
 

@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from cadence.errors import ConfigError
-from cadence.freezing import combine_freezing_, optimizer_group_index, set_norm_eval_
 from cadence.hyperparams import ScheduleOrValue, stage_schedule
-from cadence.param_groups import LayerGroup, layer_groups
 from cadence.schedules.primitives import constant
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
+from cadence.transfer.freezing import combine_freezing_, optimizer_group_index, set_norm_eval_
+from cadence.transfer.param_groups import LayerGroup, layer_groups
 
 __all__ = ["GradualUnfreezing", "Stage", "parse_stages"]
 
@@ -132,7 +132,7 @@ class GradualUnfreezing(Callback):
 
     Args:
         stages: list of stage dicts (see :func:`parse_stages`); the first must start at step 0.
-        groups: the layer groups (from :func:`cadence.param_groups.layer_groups`); ``None`` computes
+        groups: the layer groups (from :func:`cadence.transfer.param_groups.layer_groups`); ``None`` computes
             ``layer_groups(model, n_groups=n_groups)`` at fit start.
         n_groups: used when ``groups`` is ``None``.
         train_bn: keep the normalization layers of frozen groups trainable and in train mode (fastai's

@@ -118,8 +118,9 @@ def wrap_model(
 
     - Frozen for the whole run (fine-tuning with a frozen backbone): nothing to do; frozen parameters are
       left out of the reduction.
-    - Frozen *during* the run (FreezeOut, :func:`cadence.freezing.freeze_`): the next backward fails with
-      "Expected to have finished reduction in the prior iteration" unless ``find_unused_parameters=True``.
+    - Frozen *during* the run (FreezeOut, :func:`~cadence.transfer.freezing.freeze_`): the next backward fails
+      with "Expected to have finished reduction in the prior iteration" unless
+      ``find_unused_parameters=True``.
     - Unfrozen during the run (gradual unfreezing): parameters frozen at wrapping time are not registered,
       so after unfreezing their gradients would *silently not be averaged* and the ranks' weights drift
       apart.

@@ -2,7 +2,7 @@
 
 Built-in names: ``cnn1d``, ``cnn28``, ``mlp``, ``resnet-small`` (see :mod:`cadence.models.small`).
 Pretrained backbones (``efficientnet-lite0``, ``torchvision:<name>``, ``timm:<name>``) live in
-``cadence.models.pretrained``, which is imported only when such a name is asked for. Other code adds names
+``cadence.transfer.pretrained``, which is imported only when such a name is asked for. Other code adds names
 with :func:`register_model`. Any ``nn.Module`` works with the rest of cadence; names only matter for configs.
 """
 
@@ -50,9 +50,9 @@ def available_models() -> list[str]:
 
 def _load_pretrained() -> None:
     try:
-        importlib.import_module("cadence.models.pretrained")
+        importlib.import_module("cadence.transfer.pretrained")
     except ModuleNotFoundError as error:
-        if error.name != "cadence.models.pretrained":
+        if error.name != "cadence.transfer.pretrained":
             raise
 
 

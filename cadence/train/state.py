@@ -46,8 +46,8 @@ class TrainState:
     #: The one owner of the values written into the param groups (see :mod:`cadence.hyperparams`):
     #: techniques register their replacements and per-group modifiers on it in ``on_fit_start``.
     pipeline: HyperparamPipeline = field(default_factory=HyperparamPipeline)
-    #: What each freezing technique freezes now, by name (see :func:`cadence.freezing.combine_freezing_`):
-    #: a parameter trains iff no technique freezes it.
+    #: What each freezing technique freezes now, by name (see
+    #: :func:`cadence.transfer.freezing.combine_freezing_`): a parameter trains iff no technique freezes it.
     freezing: dict[str, Any] = field(default_factory=dict)
     #: How freezing techniques freeze. True: ``requires_grad = False``, so backward skips the frozen layers.
     #: False (the Trainer's choice under ``torch.compile``): ``requires_grad`` stays True, so the compiled

@@ -15,7 +15,6 @@ from torch import nn
 
 from cadence import distributed
 from cadence.errors import ConfigError, DivergenceError
-from cadence.freezing import drop_gradients_
 from cadence.hyperparams import HyperparamPipeline, ScheduleOrValue
 from cadence.precision import Precision
 from cadence.tracking.loggers import Logger, resolve_loggers
@@ -50,6 +49,7 @@ from cadence.train.stall import stall_message
 from cadence.train.state import TrainState
 from cadence.train.step import backward_micro_batch, gradient_sync, prepare_batch
 from cadence.train.targets import data_num_classes, infer_num_classes, output_classes
+from cadence.transfer.freezing import drop_gradients_
 
 __all__ = ["Trainer", "accuracy"]
 

@@ -12,7 +12,7 @@ from transfer.transfer_helpers import data, stack
 from cadence.callbacks.freezeout import FreezeOut
 from cadence.errors import ConfigError
 from cadence.freezing import apply_freezeout, freezeout_lr, freezeout_param_groups, freezeout_times
-from cadence.param_groups import layer_groups
+from cadence.transfer.param_groups import layer_groups
 
 
 def test_freezeout_times_linear_and_cubic():

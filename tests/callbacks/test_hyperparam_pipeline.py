@@ -21,11 +21,11 @@ from cadence.callbacks.freezeout import FreezeOut
 from cadence.callbacks.unfreezing import GradualUnfreezing
 from cadence.data import TensorLoader
 from cadence.hyperparams import HyperparamPipeline, hyperparams_at
-from cadence.param_groups import discriminative_lrs, layer_groups
 from cadence.schedules import constant, cosine, linear
 from cadence.train import checkpoint as checkpoints
 from cadence.train.callback import Callback
 from cadence.train.trainer import Trainer
+from cadence.transfer.param_groups import discriminative_lrs, layer_groups
 
 TOTAL_STEPS = 16  # 64 samples, batches of 16: 4 steps per epoch
 

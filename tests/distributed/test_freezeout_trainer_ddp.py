@@ -12,8 +12,8 @@ from torch import nn
 from cadence import distributed
 from cadence.callbacks.freezeout import FreezeOut, freezeout_param_groups
 from cadence.data import TensorLoader
-from cadence.param_groups import layer_groups
 from cadence.train.trainer import Trainer
+from cadence.transfer.param_groups import layer_groups
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 

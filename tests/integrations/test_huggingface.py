@@ -21,8 +21,8 @@ from cadence.callbacks import EMA, SWA, FreezeOut, GradualUnfreezing, SnapshotEn
 from cadence.errors import ConfigError  # noqa: E402
 from cadence.freezing import freezeout_factor, freezeout_param_groups, freezeout_times  # noqa: E402
 from cadence.integrations.huggingface import STATE_FILE, CadenceTrainerCallback  # noqa: E402
-from cadence.param_groups import layer_groups  # noqa: E402
 from cadence.schedules import one_cycle, snapshot_cosine  # noqa: E402
+from cadence.transfer.param_groups import layer_groups  # noqa: E402
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore::UserWarning")]
 

@@ -21,9 +21,9 @@ from cadence.errors import ConfigError  # noqa: E402
 from cadence.freezing import freezeout_factor, freezeout_param_groups, freezeout_times  # noqa: E402
 from cadence.integrations.lightning import CadenceCallback  # noqa: E402
 from cadence.lr_finder import select_lr  # noqa: E402
-from cadence.param_groups import layer_groups  # noqa: E402
 from cadence.regularization import soft_cross_entropy  # noqa: E402
 from cadence.schedules import one_cycle, snapshot_cosine  # noqa: E402
+from cadence.transfer.param_groups import layer_groups  # noqa: E402
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),

@@ -80,4 +80,4 @@ def test_pretrained_names_import_the_pretrained_module_lazily(monkeypatch):
     assert models.create("cnn1d") is not None
     assert imported == []  # built-in names never import it
     assert models.create("timm:resnet18", num_classes=3).out_features == 3
-    assert imported == ["cadence.models.pretrained"]
+    assert imported == ["cadence.transfer.pretrained"]

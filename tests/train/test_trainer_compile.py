@@ -17,11 +17,12 @@ from cadence.callbacks.freezeout import FreezeOut
 from cadence.callbacks.unfreezing import GradualUnfreezing
 from cadence.config import apply_overrides, build_experiment, parse_config, validate_config
 from cadence.errors import ConfigError
-from cadence.freezing import combine_freezing_, freezeout_param_groups
-from cadence.param_groups import discriminative_lrs, layer_groups
+from cadence.freezing import freezeout_param_groups
 from cadence.train import Callback, Trainer
 from cadence.train.compiling import apply_backend_settings, check_compile, compile_arguments
 from cadence.train.state import TrainState
+from cadence.transfer.freezing import combine_freezing_
+from cadence.transfer.param_groups import discriminative_lrs, layer_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

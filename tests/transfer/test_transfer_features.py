@@ -8,7 +8,7 @@ from torch import nn
 from transfer_helpers import data
 
 from cadence.errors import ConfigError
-from cadence.features import FeatureSet, fingerprint, precompute_features
+from cadence.transfer.features import FeatureSet, fingerprint, precompute_features
 
 
 def body(seed: int = 0) -> nn.Module:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from transfer_helpers import data, loss_step, stack
 
-from cadence.freezing import freeze_, set_trainable_, unfreeze_
-from cadence.param_groups import discriminative_lrs, layer_groups
+from cadence.transfer.freezing import freeze_, set_trainable_, unfreeze_
+from cadence.transfer.param_groups import discriminative_lrs, layer_groups
 
 
 @pytest.mark.parametrize(

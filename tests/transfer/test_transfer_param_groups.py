@@ -8,7 +8,7 @@ from torch import nn
 from transfer_helpers import OutOfOrder, stack
 
 from cadence.errors import ConfigError
-from cadence.param_groups import discriminative_lrs, layer_groups
+from cadence.transfer.param_groups import discriminative_lrs, layer_groups
 
 
 def ids(groups):

