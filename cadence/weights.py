@@ -15,6 +15,7 @@ Nothing here needs a process group when the model is not sharded.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -35,6 +36,7 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
+@functools.cache
 def _fsdp_module_class() -> type | None:
     try:
         from torch.distributed.fsdp import FSDPModule

@@ -70,13 +70,12 @@ def gradient_sync(
     the ``final`` micro-batch (``no_sync()`` on the others); a model sharded by FSDP reduce-scatters only on
     the final one (``set_requires_gradient_sync``, set here); any other model needs nothing.
     """
-    if final and not is_sharded_module(model):
+    if group_size == 1:  # the common case: one micro-batch per update, nothing to hold back
         return _NO_CONTEXT
     if is_sharded_module(model):
-        if group_size > 1:
-            model.set_requires_gradient_sync(final)
+        model.set_requires_gradient_sync(final)
         return _NO_CONTEXT
-    no_sync = getattr(model, "no_sync", None)
+    no_sync = None if final else getattr(model, "no_sync", None)
     return no_sync() if callable(no_sync) else _NO_CONTEXT
 
 
