@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fashion_tensors, run_record
+from _common import fashion_tensors, held_out_accuracy, run_record
 
 from cadence.data import TensorLoader
 from cadence.schedules import one_cycle
@@ -42,13 +42,6 @@ from cadence.train.trainer import Trainer
 from cadence.transfer.features import precompute_features
 from cadence.transfer.fine_tune import fine_tune
 from cadence.transfer.pretrained import efficientnet_lite0
-
-
-def accuracy(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        predictions = torch.cat([model(inputs[i : i + 256]).argmax(1) for i in range(0, len(inputs), 256)])
-    return (predictions == targets).float().mean().item()
 
 
 def train_head(features, targets, seed: int, args) -> tuple[torch.nn.Module, float]:
@@ -107,7 +100,7 @@ def main() -> None:
             cpu = time.process_time()
             head, wall = train_head(train_features.inputs, train_features.targets, seed, args)
             cpu = time.process_time() - cpu + extra["precompute_cpu_seconds"]
-            score = accuracy(head, test_features.inputs, test_features.targets)
+            score = held_out_accuracy(head, test_features.inputs, test_features.targets, 256)
             log({"arm": "probe", "seed": seed, "wall_time": wall + extra["precompute_seconds"],
                  "cpu_time": cpu, "head_seconds": wall, "accuracy": score})  # fmt: skip
 
@@ -146,7 +139,7 @@ def main() -> None:
             )  # fmt: skip
             wall, cpu = time.perf_counter() - start, time.process_time() - cpu
             log({"arm": "fine_tune", "seed": seed, "wall_time": wall, "cpu_time": cpu,
-                 "accuracy": accuracy(model, x_test, y_test)})  # fmt: skip
+                 "accuracy": held_out_accuracy(model, x_test, y_test, 256)})  # fmt: skip
         if "scratch" in arms:
             torch.manual_seed(seed)
             model = efficientnet_lite0(10, weights=None, image_size=args.image_size)
@@ -162,7 +155,7 @@ def main() -> None:
             trainer.fit()
             wall, cpu = time.perf_counter() - start, time.process_time() - cpu
             log({"arm": "scratch", "seed": seed, "wall_time": wall, "cpu_time": cpu,
-                 "accuracy": accuracy(model, x_test, y_test)})  # fmt: skip
+                 "accuracy": held_out_accuracy(model, x_test, y_test, 256)})  # fmt: skip
 
     summary = {}
     for arm in arms:
