@@ -162,7 +162,7 @@ def check_run_dir(
             )
         from cadence.tracking.checkpoint_files import list_checkpoints
 
-        if not list_checkpoints(run_dir / "checkpoints"):
+        if not list_checkpoints(RunDir(run_dir).checkpoints_dir):
             raise ConfigError(
                 f"--resume: {str(run_dir)!r} holds no checkpoint to continue from; use --overwrite to start "
                 "the run afresh"
