@@ -55,6 +55,36 @@ def test_missing_file_names_run_and_file(tmp_path: Path) -> None:
     assert str(tmp_path) in str(caught.value)
 
 
+def test_new_layout_paths_and_readers(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    assert run.swa_model_path == tmp_path / "swa_model.pt"
+    assert run.ema_model_path == tmp_path / "ema_model.pt"
+    assert run.averaged_model_paths() == {"swa": run.swa_model_path, "ema": run.ema_model_path}
+    assert run.lr_selection_plot_path == tmp_path / "lr_selection.png"
+    assert run.legacy_lr_finder_path == tmp_path / "lr_finder.json"
+    assert run.csv_path("train") == tmp_path / "train.csv"
+    assert run.csv_path("eval") == tmp_path / "eval.csv"
+    with pytest.raises(ValueError, match="kind"):
+        run.csv_path("test")
+    assert run.tensorboard_dir == tmp_path / "tensorboard"
+    assert run.snapshot_index_path == tmp_path / "snapshots" / "snapshots.json"
+    assert run.snapshots() == []
+    run.snapshots_dir.mkdir()
+    for k in (10, 2, 1):
+        run.snapshot_path(k).write_bytes(b"")
+    (run.snapshots_dir / "snapshot-x.pt").write_bytes(b"")
+    assert [path.name for path in run.snapshots()] == ["snapshot-1.pt", "snapshot-2.pt", "snapshot-10.pt"]
+    assert run.relative(run.snapshot_path(2)) == "snapshots/snapshot-2.pt"
+    with pytest.raises(MissingRunFileError, match=r"has no lr_selection\.json"):
+        run.lr_selection()
+    with pytest.raises(MissingRunFileError, match=r"has no snapshots\.json"):
+        run.snapshot_index()
+    write_json(run.lr_selection_path, {"value": 0.3})
+    write_json(run.snapshot_index_path, {"count": 3})
+    assert run.lr_selection() == {"value": 0.3}
+    assert run.snapshot_index() == {"count": 3}
+
+
 # --- one spelling of the layout -------------------------------------------------------------------------
 
 PACKAGE = Path(__file__).resolve().parents[2] / "cadence"
