@@ -23,6 +23,7 @@ from typing import Any
 from cadence.ensembles import SnapshotSaver, snapshot_steps
 from cadence.errors import ConfigError
 from cadence.tracking.run import write_json
+from cadence.tracking.run_dir import RunDir
 from cadence.train.callback import Callback
 from cadence.train.checkpoint import save_checkpoint
 from cadence.train.state import TrainState
@@ -32,7 +33,7 @@ __all__ = ["SnapshotEnsemble", "atomic_save", "snapshot_path", "trainer_lr_sched
 
 def snapshot_path(run_dir: str | os.PathLike, k: int) -> Path:
     """``run_dir/snapshots/snapshot-{k}.pt``."""
-    return Path(run_dir) / "snapshots" / f"snapshot-{k}.pt"
+    return RunDir(run_dir).snapshot_path(k)
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -110,7 +111,7 @@ class SnapshotEnsemble(Callback):
         self.steps = self.planned_steps(state.total_steps, schedule)
         run_dir = getattr(state, "run_dir", None)
         writes = run_dir is not None and getattr(state, "is_main_process", True)
-        directory = Path(run_dir) / "snapshots" if writes else None
+        directory = RunDir(run_dir).snapshots_dir if writes else None
         self.saver = SnapshotSaver(directory, self.steps, save=atomic_save)
         self.saver.taken = list(self.taken)
 
@@ -127,7 +128,7 @@ class SnapshotEnsemble(Callback):
     def _write_index(self, run_dir: Path) -> None:
         index = self.summary()
         index["schedule"] = repr(self.schedule) if self.schedule is not None else None
-        write_json(run_dir / "snapshots" / "snapshots.json", index)
+        write_json(RunDir(run_dir).snapshot_index_path, index)
 
     def summary(self) -> dict[str, Any]:
         """``{"count", "steps", "planned_steps", "files"}`` for the run summary's ``extra``."""
@@ -135,7 +136,7 @@ class SnapshotEnsemble(Callback):
             "count": len(self.taken),
             "steps": list(self.taken),
             "planned_steps": list(self.steps),
-            "files": [f"snapshots/{name}" for name in self.files if name],
+            "files": [f"{RunDir.SNAPSHOTS}/{name}" for name in self.files if name],
         }
 
     def on_fit_end(self, state: TrainState) -> None:

@@ -43,6 +43,7 @@ from cadence.tracking.compare import (
     stale_run,
 )
 from cadence.tracking.report import write_report
+from cadence.tracking.run_dir import RunDir
 
 __all__ = ["RunJob", "add_arguments", "plan_jobs", "progress_line", "run", "run_jobs"]
 
@@ -137,7 +138,7 @@ class RunJob:
 
 def _is_completed(run_dir: Path) -> bool:
     try:
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        summary = json.loads(RunDir(run_dir).summary_path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return False
     return isinstance(summary, dict) and summary.get("status") in ("completed", "stalled")
@@ -145,13 +146,14 @@ def _is_completed(run_dir: Path) -> bool:
 
 def _can_resume(run_dir: Path) -> bool:
     """An interrupted run (no summary, killed while "running") with a checkpoint continues from it."""
-    if (run_dir / "summary.json").exists() or not (run_dir / "meta.json").exists():
+    run = RunDir(run_dir)
+    if run.summary_path.exists() or not run.is_run():
         return False
     try:
-        status = json.loads((run_dir / "meta.json").read_text(encoding="utf-8")).get("status")
+        status = run.meta().get("status")
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
-    return status == "running" and any((run_dir / "checkpoints").glob("*.pt"))
+    return status == "running" and any(run.checkpoints_dir.glob("*.pt"))
 
 
 def _names(configs: Sequence[Path]) -> list[str]:
@@ -360,7 +362,7 @@ def _failed_record(job: RunJob) -> RunRecord:
 def _load_job_runs(jobs: Sequence[RunJob]) -> list[RunRecord]:
     runs = []
     for job in jobs:
-        if job.run_dir.is_dir() and (job.run_dir / "meta.json").exists():
+        if job.run_dir.is_dir() and RunDir(job.run_dir).is_run():
             record = load_run(job.run_dir, name=job.name)
             if record.status in ("incomplete", "missing", "running"):
                 record.status = "failed"

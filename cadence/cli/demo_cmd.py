@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cadence.errors import ConfigError
+from cadence.tracking.run_dir import RunDir
 
 __all__ = ["POLICIES", "add_arguments", "build_schedules", "run", "train_policy"]
 
@@ -127,9 +128,9 @@ def choose_demo_lr(out: Path, steps: int, seed: int = 0, *, plot: bool = True) -
         trainer_options={"device": "cpu"},
         sweep_options={"num_steps": min(100, max(20, steps))},
     )
-    selection.save_json(out / "lr_selection.json")
+    selection.save_json(RunDir(out).lr_selection_path)
     if plot:
-        plot_selection(selection, out / "lr_selection.png")
+        plot_selection(selection, RunDir(out).lr_selection_plot_path)
     return selection
 
 
@@ -162,7 +163,7 @@ def train_policy(spec: dict[str, Any]) -> dict[str, Any]:
             callbacks.append(SnapshotEnsemble(schedule=schedules["lr"]))
         if spec.get("lr_selection_json") and policy in FAST_POLICIES:
             run_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(spec["lr_selection_json"], run_dir / "lr_selection.json")
+            shutil.copyfile(spec["lr_selection_json"], RunDir(run_dir).lr_selection_path)
         trainer = Trainer(
             model,
             optimizer,
@@ -199,7 +200,7 @@ def _score_snapshots(run_dir: Path, splits, test, seed: int) -> float | None:
     from cadence.ensembles import evaluate_ensemble, load_member
     from cadence.tracking.run import update_summary_extra
 
-    files = sorted((run_dir / "snapshots").glob("snapshot-*.pt"))
+    files = RunDir(run_dir).snapshots()
     if not files:
         return None
     members = [load_member(path, lambda: _model(splits, seed)) for path in files]
@@ -260,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     found_lr = selection.value
     say(
         f"max_lr = {found_lr:.3g}: {selection.reason} (cost {selection.cost_fraction:.2f} x one {fast}-step "
-        f"run; {out / 'lr_selection.png'})"
+        f"run; {RunDir(out).lr_selection_plot_path})"
     )
     specs = [
         {
@@ -269,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
             "steps": steps,
             "found_lr": found_lr,
             "run_dir": str(out / "runs" / policy / f"seed-{seed}"),
-            "lr_selection_json": str(out / "lr_selection.json"),
+            "lr_selection_json": str(RunDir(out).lr_selection_path),
         }
         for seed in range(seeds)
         for policy in POLICIES
@@ -296,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
     runs = [
         load_run(Path(spec["run_dir"]), name=spec["policy"])
         for spec in specs
-        if (Path(spec["run_dir"]) / "meta.json").exists()
+        if RunDir(spec["run_dir"]).is_run()
     ]
     if not runs:
         raise ConfigError("every demo run failed before writing a run record; see the messages above")

@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from cadence.errors import ConfigError
+from cadence.tracking.run_dir import RunDir
 
 __all__ = ["add_arguments", "run"]
 
@@ -42,12 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _snapshot_files(run_dir: Path) -> list[Path]:
-    files = []
-    for path in (run_dir / "snapshots").glob("snapshot-*.pt"):
-        match = re.fullmatch(r"snapshot-(\d+)\.pt", path.name)
-        if match:
-            files.append((int(match.group(1)), path))
-    return [path for _, path in sorted(files)]
+    return RunDir(run_dir).snapshots()
 
 
 def _split(pair: Any, val_fraction: float) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
@@ -86,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"run directory not found: {run_dir}")
     if not 0.0 < args.val_fraction < 1.0:
         raise ConfigError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-    config_path = run_dir / "config.toml"
+    config_path = RunDir(run_dir).config_path
     if not config_path.is_file():
         raise ConfigError(
             f"{run_dir} has no config.toml (the run was not started from a config); build the members in "
@@ -124,8 +119,7 @@ def run(args: argparse.Namespace) -> int:
     )
     table = report.to_markdown()
     averaged_rows = []
-    for name in ("swa_model.pt", "ema_model.pt"):
-        path = run_dir / name
+    for path in RunDir(run_dir).averaged_model_paths().values():
         if path.is_file():
             model = _load(load_member, path, model_factory).to(args.device)
             scores = {}

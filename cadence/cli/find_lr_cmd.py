@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cadence.errors import ConfigError
+from cadence.tracking.run_dir import RunDir
 
 __all__ = ["add_arguments", "run"]
 
@@ -96,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise ConfigError(f"--output {args.output}: cannot create the directory ({error})") from error
     selection = trainer.select_lr()
-    record = selection.save_json(args.output / "lr_selection.json", config=str(args.config))
-    plot = plot_selection(selection, args.output / "lr_selection.png")
+    record = selection.save_json(RunDir(args.output).lr_selection_path, config=str(args.config))
+    plot = plot_selection(selection, RunDir(args.output).lr_selection_plot_path)
     print(f"\nLR selection for {args.config}\n")
     if note:
         print(note)

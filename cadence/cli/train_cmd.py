@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from cadence.errors import ConfigError
+from cadence.tracking.run_dir import RunDir
 
 __all__ = ["add_arguments", "run"]
 
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         allow_changes=args.allow_changes,
         check_run_dir=True,
     )
-    summary_path = run_dir / "summary.json"
+    summary_path = RunDir(run_dir).summary_path
     if not distributed.is_main_process():  # rank 0 reports for everyone
         return 0
     if summary_path.is_file():

@@ -13,6 +13,7 @@ from torch import nn
 from cadence import distributed
 from cadence.errors import ConfigError
 from cadence.lr_finder.race import LRSelection, load_selection, plot_selection, select_lr
+from cadence.tracking.run_dir import RunDir
 
 __all__ = [
     "AUTO_METHOD",
@@ -23,10 +24,10 @@ __all__ = [
     "resolve_auto_schedules",
 ]
 
-RESULT_FILE = "lr_selection.json"
-PLOT_FILE = "lr_selection.png"
+RESULT_FILE = RunDir.LR_SELECTION
+PLOT_FILE = RunDir.LR_SELECTION_PLOT
 #: Record written by cadence 0.1 (a sweep only); its ``value`` is still reused when a run resumes.
-LEGACY_RESULT_FILE = "lr_finder.json"
+LEGACY_RESULT_FILE = RunDir.LEGACY_LR_FINDER
 #: The default way ``max_lr="auto"`` is chosen: a sweep brackets the range, a short race decides.
 AUTO_METHOD = "race"
 

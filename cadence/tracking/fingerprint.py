@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cadence.errors import ConfigError
+from cadence.tracking.run_dir import RunDir
 
 __all__ = [
     "FINGERPRINT_VERSION",
@@ -123,7 +124,7 @@ def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any], keys: S
 def recorded_fingerprint(run_dir: str | Path) -> dict[str, Any] | None:
     """The fingerprint in ``run_dir/meta.json``, or ``None`` (no run there, or one from an older cadence)."""
     try:
-        meta = json.loads((Path(run_dir) / "meta.json").read_text(encoding="utf-8"))
+        meta = json.loads(RunDir(run_dir).meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     fingerprint = meta.get("fingerprint") if isinstance(meta, dict) else None
@@ -131,7 +132,7 @@ def recorded_fingerprint(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def _is_run(run_dir: Path) -> bool:
-    return (run_dir / "meta.json").exists() or (run_dir / "checkpoints").is_dir()
+    return RunDir(run_dir).is_run() or RunDir(run_dir).checkpoints_dir.is_dir()
 
 
 def check_run_dir(
@@ -161,7 +162,7 @@ def check_run_dir(
             )
         from cadence.tracking.checkpoint_files import list_checkpoints
 
-        if not list_checkpoints(run_dir / "checkpoints"):
+        if not list_checkpoints(RunDir(run_dir).checkpoints_dir):
             raise ConfigError(
                 f"--resume: {str(run_dir)!r} holds no checkpoint to continue from; use --overwrite to start "
                 "the run afresh"

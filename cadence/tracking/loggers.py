@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from cadence.errors import ConfigError, MissingDependencyError, require
+from cadence.tracking.run_dir import RunDir
 
 __all__ = [
     "LOGGER_NAMES",
@@ -188,8 +189,8 @@ class CsvLogger:
 
     def reset(self, records: Sequence[Mapping[str, Any]] = ()) -> None:
         """Delete the files and write ``records`` again (the ones a resume keeps)."""
-        for name in ("train.csv", "eval.csv"):
-            (self.run_dir / name).unlink(missing_ok=True)
+        for kind in ("train", "eval"):
+            RunDir(self.run_dir).csv_path(kind).unlink(missing_ok=True)
         self._columns = {}
         self._buffer = list(records)
         self.flush()
@@ -208,7 +209,7 @@ class CsvLogger:
             rows = [record for record in records if record.get("kind") == kind]
             if not rows:
                 continue
-            path = self.run_dir / f"{kind}.csv"
+            path = RunDir(self.run_dir).csv_path(kind)
             if kind not in self._columns:
                 if path.exists() and path.stat().st_size:
                     with path.open(encoding="utf-8", newline="") as file:
@@ -257,7 +258,7 @@ class TensorBoardLogger:
 
         if self._given_dir is None and run.run_dir is None:
             raise ConfigError("the tensorboard logger needs a run_dir or a log_dir")
-        self.log_dir = self._given_dir if self._given_dir is not None else run.run_dir / "tensorboard"
+        self.log_dir = self._given_dir if self._given_dir is not None else RunDir(run.run_dir).tensorboard_dir
         self._writer = SummaryWriter(str(self.log_dir))
         return {"log_dir": str(self.log_dir)}
 
@@ -416,7 +417,7 @@ class MLflowLogger:
             self._client.log_batch(self.run_id, metrics=best)
         self._client.set_tag(self.run_id, "cadence.status", status)
         if self.log_artifacts and self._run_dir is not None:
-            for name in ("config.toml", "summary.json", "meta.json"):
+            for name in RunDir.ARTEFACTS:
                 if (self._run_dir / name).exists():
                     self._client.log_artifact(self.run_id, str(self._run_dir / name))
         self._client.set_terminated(self.run_id, "FINISHED" if status in _GOOD_STATUSES else "FAILED")
@@ -508,7 +509,7 @@ class WandbLogger:
             return
         self.run.summary.update({"status": status})
         if self.log_artifacts and self._run_dir is not None:
-            for name in ("config.toml", "summary.json", "meta.json"):
+            for name in RunDir.ARTEFACTS:
                 if (self._run_dir / name).exists():
                     self.run.save(str(self._run_dir / name), base_path=str(self._run_dir), policy="now")
         self.run.finish(exit_code=0 if status in _GOOD_STATUSES else 1)

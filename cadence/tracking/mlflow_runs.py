@@ -15,6 +15,7 @@ from typing import Any
 
 from cadence.errors import ConfigError, require
 from cadence.tracking.records import RunRecord, load_run
+from cadence.tracking.run_dir import RunDir
 
 __all__ = ["load_mlflow_runs"]
 
@@ -50,10 +51,10 @@ def load_mlflow_runs(experiment: str, tracking_uri: str | None = None) -> list[R
 def _record(client: Any, run: Any) -> RunRecord:
     tags = run.data.tags
     run_dir = Path(tags["cadence.run_dir"]) if tags.get("cadence.run_dir") else None
-    if run_dir is not None and (run_dir / "meta.json").exists():
+    if run_dir is not None and RunDir(run_dir).is_run():
         return load_run(run_dir, name=tags.get("cadence.group"))
-    meta = _artefact(client, run.info.run_id, "meta.json") or {}
-    summary = _artefact(client, run.info.run_id, "summary.json")
+    meta = _artefact(client, run.info.run_id, RunDir.META) or {}
+    summary = _artefact(client, run.info.run_id, RunDir.SUMMARY)
     steps: dict[tuple[str, int], dict[str, Any]] = {}
     for key in run.data.metrics:
         kind, _, name = key.partition("/")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cadence.errors import ConfigError
+from cadence.tracking.run_dir import RunDir
 from cadence.tracking.stats import higher_is_better
 
 __all__ = ["USABLE_STATUSES", "RunRecord", "find_run_dirs", "load_run"]
@@ -153,9 +154,10 @@ def load_run(path: str | Path, name: str | None = None) -> RunRecord:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"run directory not found: {path}")
-    meta = _read_json(path / "meta.json") or {}
-    summary = _read_json(path / "summary.json")
-    train, evals = _read_metrics(path / "metrics.jsonl")
+    run = RunDir(path)
+    meta = _read_json(run.meta_path) or {}
+    summary = _read_json(run.summary_path)
+    train, evals = _read_metrics(run.metrics_path)
     if summary is not None and summary.get("status"):
         status = str(summary["status"])
     elif meta.get("status"):
@@ -179,17 +181,18 @@ def load_run(path: str | Path, name: str | None = None) -> RunRecord:
         train=train,
         evals=evals,
         lr_finder=_finder_record(path),
-        lr_selection=_read_json(path / "lr_selection.json"),
+        lr_selection=_read_json(run.lr_selection_path),
     )
 
 
 def _finder_record(path: Path) -> dict[str, Any] | None:
     """The LR range test of a run: ``lr_finder.json``, or the sweep inside ``lr_selection.json`` with the
     value the run used."""
-    record = _read_json(path / "lr_finder.json")
+    run = RunDir(path)
+    record = _read_json(run.legacy_lr_finder_path)
     if record is not None:
         return record
-    selection = _read_json(path / "lr_selection.json")
+    selection = _read_json(run.lr_selection_path)
     if selection is None or not isinstance(selection.get("sweep"), dict):
         return None
     return {**selection["sweep"], "value": selection.get("value")}
@@ -206,10 +209,11 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
         path = Path(raw)
         if not path.exists():
             raise FileNotFoundError(f"run directory not found: {path}")
-        if (path / "meta.json").exists() or (path / "summary.json").exists():
+        run = RunDir(path)
+        if run.meta_path.exists() or run.summary_path.exists():
             found.append(path)
             continue
-        below = sorted({meta.parent for meta in path.rglob("meta.json")})
+        below = sorted({meta.parent for meta in path.rglob(RunDir.META)})
         if not below:
             raise ConfigError(f"--runs {path}: no run directories (with meta.json) found under it")
         found.extend(below)

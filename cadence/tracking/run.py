@@ -30,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cadence.tracking.run_dir import RunDir
+
 __all__ = [
     "RunWriter",
     "git_revision",
@@ -58,7 +60,7 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 def read_metrics(run_dir: str | Path, kind: str | None = None) -> list[dict[str, Any]]:
     """The records of ``run_dir/metrics.jsonl`` (only those of ``kind`` when given: "train" or "eval")."""
-    path = Path(run_dir) / "metrics.jsonl"
+    path = RunDir(run_dir).metrics_path
     if not path.exists():
         return []
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -72,7 +74,7 @@ def update_summary_extra(run_dir: str | Path, entries: Mapping[str, Any]) -> Non
     Callbacks do not call it: they put their entries on ``TrainState.summary_extra`` and the Trainer writes
     them. :meth:`RunWriter.write_summary` keeps the ``extra`` entries it finds in the file.
     """
-    path = Path(run_dir) / "summary.json"
+    path = RunDir(run_dir).summary_path
     summary = read_json(path) if path.exists() else {"extra": {}}
     summary.setdefault("extra", {}).update(entries)
     write_json(path, summary)
@@ -149,7 +151,8 @@ class RunWriter:
         self._pending = 0
         self._last_flush = time.monotonic()
         self._summary: dict[str, Any] = {}
-        self._jsonl = JsonlLogger(self.run_dir / "metrics.jsonl", encode=_encode)
+        self.layout = RunDir(self.run_dir)
+        self._jsonl = JsonlLogger(self.layout.metrics_path, encode=_encode)
         self._csv = CsvLogger(self.run_dir) if csv else None
         #: The run directory's own records: errors propagate.
         self._records: list[Any] = [self._jsonl, *([self._csv] if self._csv is not None else [])]
@@ -160,7 +163,7 @@ class RunWriter:
 
     @property
     def metrics_path(self) -> Path:
-        return self.run_dir / "metrics.jsonl"
+        return self.layout.metrics_path
 
     @property
     def lines_written(self) -> int:
@@ -196,7 +199,7 @@ class RunWriter:
             if config is not None:
                 from cadence.tracking.toml_writer import dump
 
-                dump(config, self.run_dir / "config.toml")
+                dump(config, self.layout.config_path)
         params = flatten_params(config) if config else _meta_params(self.meta)
         trackers: dict[str, Any] = {}
         for tracker in self._trackers:
@@ -213,7 +216,7 @@ class RunWriter:
             trackers[tracker.name] = self._tracker_entry(tracker)
         self.meta["trackers"] = trackers
         if self.enabled:
-            write_json(self.run_dir / "meta.json", self.meta)
+            write_json(self.layout.meta_path, self.meta)
 
     @staticmethod
     def _tracker_entry(tracker: Any) -> dict[str, Any]:
@@ -248,14 +251,14 @@ class RunWriter:
         """Change fields of ``meta.json`` and rewrite it."""
         self.meta.update(fields)
         if self.enabled:
-            write_json(self.run_dir / "meta.json", self.meta)
+            write_json(self.layout.meta_path, self.meta)
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         """Write ``summary.json``, keeping ``extra`` entries that callbacks already added to the file."""
         self._summary = {**summary}
         if not self.enabled:
             return
-        path = self.run_dir / "summary.json"
+        path = self.layout.summary_path
         extra = dict(summary.get("extra", {}))
         if path.exists():
             with contextlib.suppress(OSError, ValueError):

@@ -10,7 +10,7 @@ import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from cadence.tracking.checkpoint_files import latest_checkpoint, list_checkpoints
 
@@ -27,32 +27,100 @@ class RunDir:
 
     path: Path
 
+    #: The file and folder names of the layout (the only place in cadence that spells them).
+    META: ClassVar[str] = "meta.json"
+    SUMMARY: ClassVar[str] = "summary.json"
+    METRICS: ClassVar[str] = "metrics.jsonl"
+    CONFIG: ClassVar[str] = "config.toml"
+    LR_SELECTION: ClassVar[str] = "lr_selection.json"
+    LR_SELECTION_PLOT: ClassVar[str] = "lr_selection.png"
+    #: What cadence 0.1 wrote instead of ``lr_selection.json``; still read.
+    LEGACY_LR_FINDER: ClassVar[str] = "lr_finder.json"
+    TRAIN_CSV: ClassVar[str] = "train.csv"
+    EVAL_CSV: ClassVar[str] = "eval.csv"
+    TENSORBOARD: ClassVar[str] = "tensorboard"
+    CHECKPOINTS: ClassVar[str] = "checkpoints"
+    SNAPSHOTS: ClassVar[str] = "snapshots"
+    SNAPSHOT_INDEX: ClassVar[str] = "snapshots.json"
+    SNAPSHOT_PATTERN: ClassVar[str] = "snapshot-{k}.pt"
+    SWA_MODEL: ClassVar[str] = "swa_model.pt"
+    EMA_MODEL: ClassVar[str] = "ema_model.pt"
+    #: Files a tracker (MLflow, W&B) uploads as artefacts of the run, and reads back by name.
+    ARTEFACTS: ClassVar[tuple[str, ...]] = (CONFIG, SUMMARY, META)
+
     def __init__(self, path: str | Path) -> None:
         object.__setattr__(self, "path", Path(path))
 
     @property
     def meta_path(self) -> Path:
-        return self.path / "meta.json"
+        return self.path / self.META
 
     @property
     def summary_path(self) -> Path:
-        return self.path / "summary.json"
+        return self.path / self.SUMMARY
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
+        return self.path / self.METRICS
 
     @property
     def config_path(self) -> Path:
-        return self.path / "config.toml"
+        return self.path / self.CONFIG
 
     @property
     def lr_selection_path(self) -> Path:
-        return self.path / "lr_selection.json"
+        return self.path / self.LR_SELECTION
+
+    @property
+    def lr_selection_plot_path(self) -> Path:
+        return self.path / self.LR_SELECTION_PLOT
+
+    @property
+    def legacy_lr_finder_path(self) -> Path:
+        return self.path / self.LEGACY_LR_FINDER
+
+    def csv_path(self, kind: str) -> Path:
+        """``train.csv`` or ``eval.csv`` (written with ``csv=True``)."""
+        names = {"train": self.TRAIN_CSV, "eval": self.EVAL_CSV}
+        if kind not in names:
+            raise ValueError(f"kind must be 'train' or 'eval', got {kind!r}")
+        return self.path / names[kind]
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / self.TENSORBOARD
 
     @property
     def checkpoints_dir(self) -> Path:
-        return self.path / "checkpoints"
+        return self.path / self.CHECKPOINTS
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.path / self.SNAPSHOTS
+
+    @property
+    def snapshot_index_path(self) -> Path:
+        return self.snapshots_dir / self.SNAPSHOT_INDEX
+
+    def snapshot_path(self, k: int) -> Path:
+        """The ``k``-th snapshot (1-based): ``snapshots/snapshot-{k}.pt``."""
+        return self.snapshots_dir / self.SNAPSHOT_PATTERN.format(k=k)
+
+    @property
+    def swa_model_path(self) -> Path:
+        return self.path / self.SWA_MODEL
+
+    @property
+    def ema_model_path(self) -> Path:
+        return self.path / self.EMA_MODEL
+
+    def averaged_model_paths(self) -> dict[str, Path]:
+        """``{"swa": swa_model.pt, "ema": ema_model.pt}``, the averaged weights SWA and EMA write."""
+        return {"swa": self.swa_model_path, "ema": self.ema_model_path}
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the run directory, with ``/`` (as recorded in ``summary.json``)."""
+        return Path(path).relative_to(self.path).as_posix()
 
     def exists(self) -> bool:
         """Whether the directory exists."""
@@ -69,6 +137,17 @@ class RunDir:
     def latest_checkpoint(self) -> Path | None:
         """The checkpoint with the highest step, or ``None``."""
         return latest_checkpoint(self.checkpoints_dir)
+
+    def snapshots(self) -> list[Path]:
+        """The snapshot files ``snapshots/snapshot-{k}.pt``, in order of ``k``."""
+        prefix, suffix = self.SNAPSHOT_PATTERN.split("{k}")
+        found = []
+        if self.snapshots_dir.is_dir():
+            for path in self.snapshots_dir.glob(f"{prefix}*{suffix}"):
+                middle = path.name[len(prefix) : len(path.name) - len(suffix)]
+                if middle.isdigit():
+                    found.append((int(middle), path))
+        return [path for _, path in sorted(found)]
 
     def _require(self, path: Path) -> Path:
         if not path.is_file():
@@ -92,6 +171,14 @@ class RunDir:
             toml = importlib.import_module("tomli")
         with path.open("rb") as handle:
             return dict(toml.load(handle))
+
+    def lr_selection(self) -> dict[str, Any]:
+        """``lr_selection.json``: the LR race's or sweep's choice."""
+        return dict(json.loads(self._require(self.lr_selection_path).read_text()))
+
+    def snapshot_index(self) -> dict[str, Any]:
+        """``snapshots/snapshots.json``: the snapshot steps, files and schedule."""
+        return dict(json.loads(self._require(self.snapshot_index_path).read_text()))
 
     def metrics(self, kind: str | None = None) -> list[dict[str, Any]]:
         """The records of ``metrics.jsonl`` (only those of ``kind`` when given: "train" or "eval")."""

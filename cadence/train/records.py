@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cadence.tracking.run import RunWriter, git_revision, read_json
+from cadence.tracking.run_dir import RunDir
 from cadence.train.callback import Callback
 from cadence.train.checkpoint_schema import CheckpointRecord
 from cadence.train.state import TrainState
@@ -150,8 +151,8 @@ def open_run(
         fingerprint=fingerprint,
         backend=backend,
     )
-    if saved is not None and writer.enabled and run_dir is not None and (run_dir / "meta.json").exists():
-        before = read_json(run_dir / "meta.json")
+    if saved is not None and writer.enabled and run_dir is not None and RunDir(run_dir).is_run():
+        before = read_json(RunDir(run_dir).meta_path)
         meta["started_at"] = before.get("started_at")
         meta["trackers"] = before.get("trackers") or {}
     keep = saved.trainer.metrics_lines if saved is not None else None
