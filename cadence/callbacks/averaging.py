@@ -35,6 +35,7 @@ from cadence.averaging import (
 from cadence.callbacks.snapshot import atomic_save
 from cadence.ensembles import unwrap_model
 from cadence.errors import ConfigError
+from cadence.tracking.run_dir import RunDir
 from cadence.train.callback import Callback
 from cadence.train.state import TrainState
 from cadence.weights import is_sharded_module
@@ -173,7 +174,7 @@ class SWA(_Averaging):
     """
 
     prefix = "swa_"
-    filename = "swa_model.pt"
+    filename = RunDir.SWA_MODEL
 
     def __init__(
         self,
@@ -247,7 +248,7 @@ class EMA(_Averaging):
     """
 
     prefix = "ema_"
-    filename = "ema_model.pt"
+    filename = RunDir.EMA_MODEL
 
     def __init__(
         self, decay: float = 0.999, warmup: bool = True, update_every: int = 1, use_buffers: bool = True

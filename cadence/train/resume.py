@@ -19,6 +19,7 @@ from cadence.data.batches import epoch_batches
 from cadence.errors import ConfigError
 from cadence.hyperparams import ScheduleOrValue
 from cadence.precision import Precision
+from cadence.tracking.run_dir import RunDir
 from cadence.train import checkpoint as checkpoints
 from cadence.train.callback import Callback
 from cadence.train.checkpoint_schema import CallbackRecord, CheckpointRecord, TrainerRecord
@@ -72,11 +73,10 @@ def find_checkpoint(
         # ranks never resume from different steps. A failure is broadcast too, so no rank waits forever.
         path, payload, problems, failure = None, None, [], None
         if distributed.get_rank() == 0:
-            path, payload, problems = checkpoints.select_checkpoint(run_dir / "checkpoints")
+            directory = RunDir(run_dir).checkpoints_dir
+            path, payload, problems = checkpoints.select_checkpoint(directory)
             if path is None and problems:
-                failure = f"resume: no usable checkpoint in {str(run_dir / 'checkpoints')!r}: " + "; ".join(
-                    problems
-                )
+                failure = f"resume: no usable checkpoint in {str(directory)!r}: " + "; ".join(problems)
         chosen, problems, failure = distributed.broadcast_object(
             (None if path is None else str(path), problems, failure)
         )

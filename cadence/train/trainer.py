@@ -19,6 +19,7 @@ from cadence.hyperparams import HyperparamPipeline, ScheduleOrValue
 from cadence.precision import Precision
 from cadence.tracking.loggers import Logger, resolve_loggers
 from cadence.tracking.run import RunWriter
+from cadence.tracking.run_dir import RunDir
 from cadence.train import checkpoint as checkpoints
 from cadence.train import records
 from cadence.train.callback import Callback, hook_table
@@ -638,7 +639,7 @@ class Trainer:
         self, state: TrainState, loss_value: float, *, step: int, epoch: float, lr: float | None
     ) -> None:
         lr = self._lr(state) if lr is None else lr
-        last = checkpoints.latest_checkpoint(self.run_dir / "checkpoints") if self.run_dir else None
+        last = checkpoints.latest_checkpoint(RunDir(self.run_dir).checkpoints_dir) if self.run_dir else None
         if step == state.step:
             applied = "the update was not applied"
         else:  # found at a later read: the updates in between were applied
@@ -736,7 +737,7 @@ class Trainer:
         sharded = None
         if distributed.is_sharded(self.model):  # every rank writes its own shards
             sharded = save_shards(
-                self.model, self.optimizer, self.run_dir / "checkpoints", state.step, self.callbacks
+                self.model, self.optimizer, RunDir(self.run_dir).checkpoints_dir, state.step, self.callbacks
             )
         if not state.is_main_process:
             return
@@ -753,7 +754,7 @@ class Trainer:
             epoch_rng=self._epoch_rng,
             sharded=sharded,
         )
-        write_checkpoint(payload, self.run_dir / "checkpoints", state.step, self.keep_checkpoints)
+        write_checkpoint(payload, RunDir(self.run_dir).checkpoints_dir, state.step, self.keep_checkpoints)
 
     def _load_checkpoint(self, state: TrainState, saved: CheckpointRecord) -> None:
         self._best = restore_checkpoint(

@@ -110,9 +110,6 @@ LAYOUT_NAMES = (
 
 #: (file, name): spellings that must stay, with the reason.
 ALLOWED = {
-    # SWA/EMA name their own weights file; the module is being changed elsewhere and is moved over later.
-    ("callbacks/averaging.py", RunDir.SWA_MODEL),
-    ("callbacks/averaging.py", RunDir.EMA_MODEL),
     # A technique (usable in a plain loop) may not import the run records; RunDir.snapshot_path agrees
     # with it (test_snapshot_saver_uses_the_layout_names).
     ("ensembles.py", "snapshot-"),
@@ -120,9 +117,6 @@ ALLOWED = {
     ("tracking/checkpoint_files.py", RunDir.CHECKPOINTS),
     # A config key (``[train] csv = true``), not the file.
     ("config/fingerprint.py", RunDir.TRAIN_CSV),
-    # The checkpoint logic of the loop is being changed elsewhere (checkpoint schema); moved over after that.
-    ("train/trainer.py", RunDir.CHECKPOINTS),
-    ("train/resume.py", RunDir.CHECKPOINTS),
 }
 
 
