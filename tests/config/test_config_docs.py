@@ -17,7 +17,7 @@ from cadence.config.describe import (
     with_generated_reference,
 )
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "config.md"
 REGENERATE = "python -m cadence.config.describe --update docs/config.md"
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from cadence.config import load_config
 
-CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.toml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.toml"))
 
 
 def test_configs_are_shipped() -> None:
@@ -23,7 +23,7 @@ def test_shipped_config_validates(path: Path) -> None:
 
 
 def test_transfer_configs_differ_only_in_the_unfreezing_stages() -> None:
-    directory = Path(__file__).resolve().parent.parent / "configs" / "experiments"
+    directory = Path(__file__).resolve().parents[2] / "configs" / "experiments"
     frozen = load_config(directory / "transfer_effnet_frozen.toml", [])
     fine_tune = load_config(directory / "transfer_effnet_fine_tune.toml", [])
     frozen_stages = frozen["callbacks"].pop("gradual_unfreezing")["stages"]

@@ -13,7 +13,7 @@ from cadence.config import (
 )
 from cadence.errors import ConfigError
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 TINY = """
 [data]
