@@ -43,7 +43,7 @@ def test_a_bad_strategy_names_the_field_and_the_allowed_values(value):
 
 def test_the_config_key_is_validated_and_reaches_the_trainer():
     from cadence.config import build_trainer, validate_config
-    from tests.test_config import tiny
+    from tests.config.test_config import tiny
 
     assert schema.STRATEGIES == distributed.STRATEGIES
     with pytest.raises(ConfigError, match=r'distributed.strategy = "zero": expected one of "ddp", "fsdp"'):
