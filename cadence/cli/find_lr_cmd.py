@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cadence.errors import ConfigError
+from cadence.schedules.base import needs_lr_finder
 from cadence.tracking.run_dir import RunDir
 
 __all__ = ["add_arguments", "run"]
@@ -53,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _as_auto(schedule: Any) -> tuple[Any, str | None]:
     """``schedule`` with its numeric ``max_lr`` replaced by "auto", and a note saying so."""
-    if getattr(schedule, "needs_lr_finder", False):
+    if needs_lr_finder(schedule):
         return schedule, None
     fields = getattr(schedule, "lr_fields", ())
     if "max_lr" not in fields:

@@ -37,6 +37,7 @@ from cadence.config.schema import (
     _toml_repr,
 )
 from cadence.errors import ConfigError
+from cadence.schedules.base import needs_lr_finder
 
 __all__ = [
     "GENERATED_END",
@@ -380,11 +381,7 @@ def dry_run_plan(experiment: Any) -> list[str]:
         lines.append("schedule: none (the optimizer's values stay constant)")
     for callback in experiment.callbacks:
         lines.append(f"callback: {type(callback).__name__}")
-    auto = [
-        target
-        for target, schedule in experiment.schedules.items()
-        if getattr(schedule, "needs_lr_finder", False)
-    ]
+    auto = [target for target, schedule in experiment.schedules.items() if needs_lr_finder(schedule)]
     if auto:
         selection = {**lr_selection_defaults(), **lr_selection_options(config)}
         sweep = selection.pop("sweep_options", {})

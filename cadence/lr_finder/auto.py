@@ -13,6 +13,7 @@ from torch import nn
 from cadence import distributed
 from cadence.errors import ConfigError
 from cadence.lr_finder.race import LRSelection, load_selection, plot_selection, select_lr
+from cadence.schedules.base import needs_lr_finder
 from cadence.tracking.run_dir import RunDir
 
 __all__ = [
@@ -30,12 +31,6 @@ PLOT_FILE = RunDir.LR_SELECTION_PLOT
 LEGACY_RESULT_FILE = RunDir.LEGACY_LR_FINDER
 #: The default way ``max_lr="auto"`` is chosen: a sweep brackets the range, a short race decides.
 AUTO_METHOD = "race"
-
-
-def needs_lr_finder(schedule: Any) -> bool:
-    """True for a schedule that was given ``"auto"`` and waits for :func:`resolve_auto_schedules`."""
-    flag = getattr(schedule, "needs_lr_finder", False)
-    return bool(flag() if callable(flag) else flag)
 
 
 def _recorded_value(run_dir: Path) -> float | None:

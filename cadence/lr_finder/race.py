@@ -41,6 +41,7 @@ from cadence.lr_finder.result import LRFinderResult
 from cadence.lr_finder.selection import LRSelection, RaceEntry, load_selection, plot_selection
 from cadence.lr_finder.state import TrainingSnapshot
 from cadence.lr_finder.sweep import find_lr
+from cadence.schedules.base import needs_lr_finder
 from cadence.train.checkpoint import capture_rng_state, restore_rng_state
 
 __all__ = [
@@ -480,7 +481,7 @@ def _compressed(schedule: Any, lr: float, factor: float) -> Any:
     """``schedule`` with an "auto" LR set to ``lr``, played ``factor`` times faster; numbers pass through."""
     from cadence.schedules import Schedule, compress
 
-    if getattr(schedule, "needs_lr_finder", False):
+    if needs_lr_finder(schedule):
         schedule = schedule.with_lr(lr)
     if isinstance(schedule, Schedule):
         return compress(schedule, factor)

@@ -13,7 +13,7 @@ Example::
     (0.004, 0.1)
 """
 
-from cadence.schedules.base import AUTO, Schedule
+from cadence.schedules.base import AUTO, Schedule, needs_lr_finder
 from cadence.schedules.combinators import (
     Compress,
     Join,
@@ -111,6 +111,7 @@ __all__ = [
     "geometric",
     "join",
     "linear",
+    "needs_lr_finder",
     "one_cycle",
     "one_cycle_momentum",
     "polynomial",

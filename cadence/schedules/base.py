@@ -269,3 +269,9 @@ def _range_text(low: float | None, high: float | None, low_open: bool, high_open
     if high is not None:
         return f"< {show(high)}" if high_open else f"<= {show(high)}"
     return "(any finite value)"
+
+
+def needs_lr_finder(schedule: Any) -> bool:
+    """True for a schedule that was given ``"auto"`` and waits for the LR finder (the one way to ask)."""
+    flag = getattr(schedule, "needs_lr_finder", False)
+    return bool(flag() if callable(flag) else flag)

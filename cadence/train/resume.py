@@ -19,6 +19,7 @@ from cadence.data.batches import epoch_batches
 from cadence.errors import ConfigError
 from cadence.hyperparams import ScheduleOrValue
 from cadence.precision import Precision
+from cadence.schedules.base import needs_lr_finder
 from cadence.tracking.run_dir import RunDir
 from cadence.train import checkpoint as checkpoints
 from cadence.train.callback import Callback
@@ -195,7 +196,7 @@ def restore_schedules(schedules: dict[str, ScheduleOrValue], configs: Mapping[st
     from cadence.schedules import from_config
 
     for key, config in configs.items():
-        if getattr(schedules.get(key), "needs_lr_finder", False):
+        if needs_lr_finder(schedules.get(key)):
             schedules[key] = from_config(config)
 
 

@@ -17,6 +17,7 @@ from cadence import distributed
 from cadence.errors import ConfigError, DivergenceError
 from cadence.hyperparams import HyperparamPipeline, ScheduleOrValue
 from cadence.precision import Precision
+from cadence.schedules.base import needs_lr_finder
 from cadence.tracking.loggers import Logger, resolve_loggers
 from cadence.tracking.run import RunWriter
 from cadence.tracking.run_dir import RunDir
@@ -518,7 +519,7 @@ class Trainer:
             if changed:
                 more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""
                 self._note(f"resuming with changed settings: {', '.join(changed[:8])}{more}", problem=True)
-        if any(getattr(schedule, "needs_lr_finder", False) for schedule in self.schedules.values()):
+        if any(needs_lr_finder(schedule) for schedule in self.schedules.values()):
             raise ConfigError("schedules: an 'auto' learning rate was not resolved by the LR finder")
         state.schedules = dict(self.schedules)
         # Techniques register their replacements and per-group modifiers on it in on_fit_start.
@@ -690,7 +691,7 @@ class Trainer:
         record in ``record_dir`` was reused) and leaves the schedules resolved. ``cadence find-lr`` calls
         this, so it reports the value a run of the same config uses.
         """
-        if not any(getattr(schedule, "needs_lr_finder", False) for schedule in self.schedules.values()):
+        if not any(needs_lr_finder(schedule) for schedule in self.schedules.values()):
             return None
         from cadence.lr_finder import resolve_auto_schedules  # only runs that ask for an "auto" LR need it
 
