@@ -251,40 +251,37 @@ class WeightAverage:
     def _ema_update(self, model: nn.Module) -> None:
         # AveragedModel.update_parameters reads its count tensor twice per update; this update does the
         # same arithmetic (copy first, then one lerp per device and dtype) with the count kept here.
-        pairs = list(zip(self.averaged.module.parameters(), model.parameters(), strict=True))
-        buffers = list(zip(self.averaged.module.buffers(), model.buffers(), strict=True))
-        if self.use_buffers:
-            pairs += buffers
+        module = self.averaged.module
+        self._average_into(
+            list(zip(module.parameters(), model.parameters(), strict=True)),
+            list(zip(module.buffers(), model.buffers(), strict=True)),
+        )
+        self.averaged.n_averaged += 1  # in place on its CPU buffer: nothing read
+
+    def _sharded_update(self, model: nn.Module) -> None:
+        # the same arithmetic as AveragedModel (SWA: running mean; EMA: lerp), on this rank's shards
+        resharded(model)
+        shards = [local_tensor(parameter) for parameter in model.parameters()]
+        self._average_into(
+            list(zip(self._parameters, shards, strict=True)),
+            list(zip(self._buffers, model.buffers(), strict=True)),
+        )
+
+    def _average_into(
+        self,
+        parameters: list[tuple[torch.Tensor, torch.Tensor]],
+        buffers: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> None:
+        """Average each ``(averaged, current)`` pair in place: the first update copies, later ones apply
+        SWA's running mean or EMA's lerp, one foreach call per device and dtype. Buffers are averaged with
+        ``use_buffers``, else copied under EMA (SWA recomputes them with :meth:`update_bn`)."""
+        pairs = parameters + buffers if self.use_buffers else parameters
+        average = get_swa_multi_avg_fn() if self.decay is None else self._ema_average
         groups: dict[tuple[torch.device, torch.dtype], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
         for averaged, current in pairs:
             averaged_list, current_list = groups.setdefault((averaged.device, averaged.dtype), ([], []))
             averaged_list.append(averaged.detach())
             current_list.append(current.detach().to(averaged.device))
-        for averaged_list, current_list in groups.values():
-            if self._count == 0:
-                torch._foreach_copy_(averaged_list, current_list)
-            else:
-                self._ema_average(averaged_list, current_list, self._count)
-        if not self.use_buffers:
-            for averaged, current in buffers:
-                averaged.detach().copy_(current.detach())
-        self.averaged.n_averaged += 1  # in place on its CPU buffer: nothing read
-        self._count += 1
-
-    def _sharded_update(self, model: nn.Module) -> None:
-        # the same arithmetic as AveragedModel (SWA: running mean; EMA: lerp), on this rank's shards
-        resharded(model)
-        shards = [local_tensor(parameter).detach() for parameter in model.parameters()]
-        pairs = list(zip(self._parameters, shards, strict=True))
-        buffers = list(zip(self._buffers, [buffer.detach() for buffer in model.buffers()], strict=True))
-        if self.use_buffers:
-            pairs += buffers
-        average = get_swa_multi_avg_fn() if self.decay is None else self._ema_average
-        groups: dict[tuple[torch.device, torch.dtype], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
-        for averaged, current in pairs:
-            averaged_list, current_list = groups.setdefault((averaged.device, averaged.dtype), ([], []))
-            averaged_list.append(averaged)
-            current_list.append(current.to(averaged.device))
         with torch.no_grad():
             for averaged_list, current_list in groups.values():
                 if self._count == 0:
@@ -293,7 +290,7 @@ class WeightAverage:
                     average(averaged_list, current_list, self._count)
             if self.decay is not None and not self.use_buffers:
                 for averaged, current in buffers:
-                    averaged.copy_(current)
+                    averaged.detach().copy_(current.detach())
         self._count += 1
 
     def _averaged_tensors(self) -> list[torch.Tensor]:
