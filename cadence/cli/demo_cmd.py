@@ -107,9 +107,7 @@ def _model(splits, seed: int):
     return create("cnn1d", num_classes=splits.num_classes, input_shape=splits.input_shape)
 
 
-def choose_demo_lr(
-    out: Path, steps: int, seed: int = 0, *, budget: float = 1.0, plot: bool = True
-) -> Any:
+def choose_demo_lr(out: Path, steps: int, seed: int = 0, *, budget: float = 1.0, plot: bool = True) -> Any:
     """Choose one-cycle's max_lr for a run of ``steps`` with the LR race (seed 0) of ``budget`` runs' cost;
     write ``lr_selection.json``/``.png`` into ``out``. Returns the :class:`~cadence.lr_finder.LRSelection`."""
     import torch
