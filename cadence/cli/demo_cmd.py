@@ -15,7 +15,7 @@ the steps with an automatically chosen LR, several seeds, one report — offline
    - ``cosine_restarts``: SGDR with four cycles peaking at the chosen LR, a snapshot saved at each cycle's end
      and the snapshot ensemble (mean of softmax outputs) scored; a quarter of the steps.
 3. ``cadence compare``'s table on the **test split** (never used for any choice): mean ± std over seeds,
-   steps and seconds to 90%, Welch t-tests and bootstrap CIs against ``reference``; and the report
+   steps and seconds to 92%, Welch t-tests and bootstrap CIs against ``reference``; and the report
    (``report.html`` with the LR race, ``report.md``, ``results.json``).
 
 Runs go to worker processes (``--jobs``, default 2, one torch thread each), which keeps both cores busy.
@@ -51,7 +51,8 @@ DEFAULT_STEPS = 6000
 QUICK_STEPS = 120
 REFERENCE_LR = 1e-2
 BATCH_SIZE = 100
-TARGET = ("val_accuracy", 0.9)
+#: The reference ends near 93%; 92% is a level every seed of it reaches, late.
+TARGET = ("val_accuracy", 0.92)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
