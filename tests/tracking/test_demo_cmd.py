@@ -10,6 +10,8 @@ import pytest
 from cadence.cli.demo_cmd import FAST_POLICIES, POLICIES, build_schedules, policy_steps
 from cadence.cli.main import main
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.mark.parametrize(
     ("argv", "message"),
@@ -36,6 +38,18 @@ def test_policies_share_the_found_lr() -> None:
     restarts = build_schedules("cosine_restarts", steps, found)["lr"]
     assert restarts.cycle_ends(steps) == [299, 599, 899, 1199]
     assert build_schedules("reference", steps, found)["lr"](500) == pytest.approx(1e-2)
+
+
+def test_the_reference_is_the_published_recipe() -> None:
+    """The demo's reference is configs/experiments/mnist1d_reference.toml: same LR, batch and steps."""
+    from cadence.cli import demo_cmd
+    from cadence.config import load_config
+
+    config = load_config(ROOT / "configs" / "experiments" / "mnist1d_reference.toml")
+    assert config["train"]["total_steps"] == demo_cmd.DEFAULT_STEPS == 6000
+    assert config["train"]["batch_size"] == demo_cmd.BATCH_SIZE
+    assert config["optimizer"]["lr"] == demo_cmd.REFERENCE_LR
+    assert policy_steps("one_cycle", demo_cmd.DEFAULT_STEPS) == 1500
 
 
 def test_the_fast_policies_get_a_quarter_of_the_reference_steps() -> None:
