@@ -237,3 +237,23 @@ def test_only_the_pipeline_writes_a_param_groups_lr():
         if writes.search(path.read_text())
     )
     assert writers == ["hyperparams.py"]
+
+
+def test_importing_the_old_fine_tune_module_keeps_cadence_fine_tune_callable():
+    # A fresh interpreter: the import sets the package attribute ``cadence.fine_tune`` to the module.
+    check = (
+        "import warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "import cadence\n"
+        "import cadence.fine_tune\n"
+        "import cadence.transfer.fine_tune as new\n"
+        "assert cadence.fine_tune.fine_tune is new.fine_tune\n"
+        "calls = []\n"
+        "def record(*args, **kwargs):\n"
+        "    calls.append((args, kwargs))\n"
+        "    return 'result'\n"
+        "cadence.fine_tune.fine_tune = record  # stands in for the recipe: the call must reach it\n"
+        "print(cadence.fine_tune('model', 'data', epochs=3), calls)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "result [(('model', 'data'), {'epochs': 3})]"
