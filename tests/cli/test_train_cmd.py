@@ -1,5 +1,7 @@
+import dataclasses
 import importlib.util
 import json
+import warnings
 
 import pytest
 
@@ -120,7 +122,7 @@ def test_config_run_resumes_mid_epoch_exactly(tmp_path):
     import torch
 
     from cadence.config import apply_overrides, build_experiment, parse_config, run_config
-    from cadence.train.trainer import Trainer
+    from cadence.config.run import trainer_for
 
     config = apply_overrides(parse_config(TINY), ["train.checkpoint_every_steps=2"])
     straight = run_config(config, tmp_path / "straight")
@@ -135,22 +137,15 @@ def test_config_run_resumes_mid_epoch_exactly(tmp_path):
                 raise CrashError("simulated crash")
         return experiment.loss_fn(outputs, targets)
 
-    trainer = Trainer(
-        experiment.model,
-        experiment.optimizer,
-        crashing_loss,
-        experiment.train_loader,
-        schedules=experiment.schedules,
-        eval_data=experiment.eval_loader,
-        run_dir=tmp_path / "crashed",
-        config=experiment.config,
-        **experiment.trainer_options,
-    )
+    # The crashed half is the config's own Trainer (same fingerprint), with a loss that fails mid-epoch.
+    trainer = trainer_for(dataclasses.replace(experiment, loss_fn=crashing_loss), tmp_path / "crashed")
     with pytest.raises(CrashError):
         trainer.fit()
     checkpoints = sorted(path.name for path in (tmp_path / "crashed" / "checkpoints").glob("*.pt"))
     assert checkpoints[-1] == "step-00000008.pt"
-    resumed = run_config(config, tmp_path / "crashed", resume=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a resume of the same config changes no setting
+        resumed = run_config(config, tmp_path / "crashed", resume=True)
     lines = (tmp_path / "crashed" / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(line)["step"] for line in lines if json.loads(line)["kind"] == "train"]
     assert steps == list(range(1, 13))
