@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, format_mean_std, machine, mean_std, start
+from _common import RESULTS, format_mean_std, machine, mean_std, rerender, start, write_markdown
 
 GRID = (0.016, 0.023, 0.032, 0.045, 0.064, 0.09)
 
@@ -96,19 +96,11 @@ def main() -> int:
         args.seeds, args.steps, args.budgets, args.no_grid = 2, 120, "1", True
         args.output = Path(tempfile.mkdtemp()) / "demo_race_budget.md"
     budgets = [float(value) for value in args.budgets.split(",")]
-    if args.report:
+    if args.report:  # the original run's date line is kept
         results = json.loads(args.output.with_suffix(".json").read_text())
-        header = args.output.read_text().splitlines()[2] if args.output.exists() else "- date: ?"
-        when, wall = (
-            header.split("- date: ")[1].split(" (UTC)")[0],
-            float(header.split("wall time ")[1].split()[0]),
-        )
         args.seeds = 1 + max(r["seed"] for r in results)
-        report = render(
-            results, args, sorted({r["budget"] for r in results if "budget" in r}), when, 60 * wall
-        )
-        args.output.write_text(report)
-        print(report)
+        raced = sorted({r["budget"] for r in results if "budget" in r})
+        rerender(args.output, lambda results: render(results, args, raced, "?", 0.0))
         return 0
     when, clock = start()
     seeds = range(args.seeds)
@@ -130,9 +122,8 @@ def main() -> int:
     wall = time.perf_counter() - clock
     report = render(results, args, budgets, when, wall)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report)
     args.output.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    print(report)
+    write_markdown(report, args.output)
     return 0
 
 

@@ -46,7 +46,7 @@ DEFAULT_OUT = "cadence-runs/demo"
 #: quarter of it. The whole demo (LR race + 12 runs in 2 processes + report) takes about a minute on a 2-core
 #: CPU. At 2000/500 steps one-cycle could at best tie the reference (the best fixed max_lr +0.36 points over
 #: 8 seeds) and the race's finalists, 83 steps each, were too short to rank the candidates
-#: (``benchmarks/results/demo_race_budget.md``).
+#: (``benchmarks/results/demo_race_budget_2000.md``).
 DEFAULT_STEPS = 6000
 QUICK_STEPS = 120
 REFERENCE_LR = 1e-2
